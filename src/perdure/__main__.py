@@ -1,0 +1,3 @@
+from perdure.cli.main import main
+
+main()

@@ -1,0 +1,73 @@
+"""`perdure`: run the server, and (later) steer it from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+
+from perdure._version import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="perdure: durable execution for Python, compatible with Restate's protocol.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"perdure {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    pass
+
+
+@app.command()
+def server(
+    data_dir: Path = typer.Option(Path("perdure-data"), "--data-dir", help="Where the log and the store live."),
+    ingress_bind: str = typer.Option("0.0.0.0:8080", "--ingress-bind", help="HOST:PORT of the ingress API."),
+    admin_bind: str = typer.Option("0.0.0.0:9070", "--admin-bind", help="HOST:PORT of the admin API."),
+    max_protocol_version: int = typer.Option(7, "--max-protocol-version", min=5, max=7,
+                                             help="Highest service protocol version offered to deployments."),
+    inactivity_timeout: float = typer.Option(60.0, "--inactivity-timeout",
+                                             help="Seconds of silence before a BIDI stream is closed so the "
+                                                  "handler suspends."),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+) -> None:
+    """Run a perdure server node."""
+    from perdure.server.config import ServerConfig, parse_bind
+    from perdure.server.node import run_node
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = ServerConfig(
+            data_dir=data_dir,
+            ingress_bind=parse_bind(ingress_bind),
+            admin_bind=parse_bind(admin_bind),
+            max_protocol_version=max_protocol_version,
+            inactivity_timeout_ms=int(inactivity_timeout * 1000),
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # uvloop is optional off Linux/macOS
+        runner = asyncio.run
+    try:
+        runner(run_node(config))
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The ingress HTTP API (default port 8080)."""

@@ -1,0 +1,251 @@
+"""The ingress HTTP API (default port 8080): call and send handlers, resolve awakeables.
+
+Paths and answers follow shared/design/protocol.md section 4. Every request is turned into
+one record proposed to the leader; the caller is answered only after that record is durable
+(sends) or after the invocation completed (calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from urllib.parse import unquote
+
+from aiohttp import web
+
+from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition_key_for_key
+from perdure.server.partition.effects import InvokeOutcome, Respond
+from perdure.server.partition.generated import records_pb2 as rec
+from perdure.server.partition.leader import Leader, now_ms
+from perdure.server.schema import Schema
+
+__all__ = ["build_ingress_app"]
+
+log = logging.getLogger("perdure.ingress")
+
+# Headers that describe the HTTP exchange rather than the invocation (protocol.md §4.1).
+_DROPPED_HEADERS = frozenset({"connection", "host", "idempotency-key", "idempotency-expires",
+                              "content-length", "transfer-encoding", "keep-alive", "upgrade"})
+
+
+class IngressError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def error_response(status: int, message: str, source: str = "ingress") -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps({"code": status, "message": message, "source": source}).encode(),
+        content_type="application/json",
+        headers={"x-restate-error-source": source},
+    )
+
+
+def _rfc3339(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_FRIENDLY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|msec|millis|milliseconds?|s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?)\s*$", re.I)
+_ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.I)
+_UNIT_MS = {"ms": 1, "msec": 1, "millis": 1, "millisecond": 1, "milliseconds": 1, "s": 1000, "sec": 1000,
+            "secs": 1000, "second": 1000, "seconds": 1000, "m": 60_000, "min": 60_000, "mins": 60_000,
+            "minute": 60_000, "minutes": 60_000, "h": 3_600_000, "hr": 3_600_000, "hrs": 3_600_000,
+            "hour": 3_600_000, "hours": 3_600_000, "d": 86_400_000, "day": 86_400_000, "days": 86_400_000}
+
+
+def parse_duration_ms(text: str) -> int:
+    """An ISO-8601 (`PT60S`) or friendly (`60sec`, `10 ms`, `1h 30m`) duration in ms."""
+    t = text.strip()
+    m = _ISO.match(t)
+    if m and any(m.groups()):
+        d, h, mi, s = m.groups()
+        return int(((int(d or 0) * 24 + int(h or 0)) * 60 + int(mi or 0)) * 60_000 + float(s or 0) * 1000)
+    total = 0
+    parts = re.findall(r"\d+(?:\.\d+)?\s*[a-zA-Z]+", t)
+    if not parts or re.sub(r"\d+(?:\.\d+)?\s*[a-zA-Z]+", "", t).strip():
+        raise ValueError(f"cannot parse duration {text!r}; use e.g. 10s, 500ms, 1h 30m or PT10S")
+    for p in parts:
+        fm = _FRIENDLY.match(p)
+        if not fm:
+            raise ValueError(f"cannot parse duration {text!r}; use e.g. 10s, 500ms, 1h 30m or PT10S")
+        total += int(float(fm.group(1)) * _UNIT_MS[fm.group(2).lower()])
+    return total
+
+
+class Ingress:
+    def __init__(self, leader: Leader, schema: Schema, max_body: int) -> None:
+        self.leader = leader
+        self.schema = schema
+        self.max_body = max_body
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._route(request)
+        except IngressError as e:
+            return error_response(e.status, e.message)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(413, f"request body is larger than the limit of {self.max_body} bytes")
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except OSError as e:
+            log.error("ingress could not persist a request: %s", e)
+            return error_response(503, f"the server cannot accept requests right now: {e}")
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        raw = request.raw_path.split("?", 1)[0]
+        segments = [unquote(s) for s in raw.strip("/").split("/")] if raw.strip("/") else []
+        if segments and segments[0] == "restate":
+            return await self._restate_path(request, segments[1:])
+        if request.method not in ("GET", "POST"):
+            raise IngressError(405, f"method {request.method} is not allowed; use POST or GET")
+        send = bool(segments) and segments[-1] == "send"
+        if send:
+            segments = segments[:-1]
+        return await self._invoke(request, segments, send)
+
+    async def _restate_path(self, request: web.Request, rest: list[str]) -> web.StreamResponse:
+        if rest == ["health"]:
+            return web.json_response({"services": sorted(self.schema.services)})
+        if len(rest) == 3 and rest[0] in ("awakeables", "a") and rest[2] in ("resolve", "reject"):
+            if request.method != "POST":
+                raise IngressError(405, "awakeables are resolved with POST")
+            return await self._complete_awakeable(request, rest[1], rest[2] == "resolve")
+        if rest and rest[0] in ("call", "send") and request.method in ("GET", "POST"):
+            return await self._invoke(request, rest[1:], rest[0] == "send")
+        raise IngressError(404, f"no such endpoint: {request.path}")
+
+    # ------------------------------------------------------------------ invoke
+
+    async def _invoke(self, request: web.Request, segments: list[str], send: bool) -> web.StreamResponse:
+        if len(segments) < 2:
+            raise IngressError(400, "expected a path like /{service}/{handler} or /{object}/{key}/{handler}")
+        svc = self.schema.service(segments[0])
+        if svc is None:
+            raise IngressError(404, f"service '{segments[0]}' not found; is its deployment registered?")
+        if svc.keyed:
+            if len(segments) != 3:
+                raise IngressError(400, f"{svc.name} is a keyed service; call it as /{svc.name}/{{key}}/{{handler}}")
+            key, handler_name = segments[1], segments[2]
+        else:
+            if len(segments) != 2:
+                raise IngressError(400, f"{svc.name} is a service; call it as /{svc.name}/{{handler}}")
+            key, handler_name = "", segments[1]
+        handler = svc.handlers.get(handler_name)
+        if handler is None:
+            raise IngressError(404, f"handler '{svc.name}/{handler_name}' not found")
+        if not svc.public or not handler.public:
+            raise IngressError(400, f"{svc.name}/{handler_name} is private; it can only be called from other handlers")
+        idem = request.headers.get("idempotency-key") or ""
+        if idem and handler.ty == "workflow":
+            raise IngressError(400, "an idempotency key is not allowed on a workflow's run handler; "
+                                    "the workflow id already makes it run once")
+        delay_ms = 0
+        delay = request.query.get("delay")
+        if delay is not None:
+            if not send:
+                raise IngressError(400, "the delay parameter is only allowed with /send")
+            try:
+                delay_ms = parse_duration_ms(delay)
+            except ValueError as e:
+                raise IngressError(400, str(e)) from None
+        body = await request.read()
+        self._validate_input(handler, request, body)
+
+        if handler.ty == "workflow":
+            iid = InvocationId.for_workflow(svc.name, key)
+        elif idem:
+            iid = InvocationId.for_idempotent_request(svc.name, key if svc.keyed else None, handler_name, idem)
+        else:
+            iid = InvocationId.generate(partition_key_for_key(key) if svc.keyed else None)
+        id_bytes = iid.to_bytes()
+        now = now_ms()
+        invoke = rec.Invoke(
+            invocation_id=id_bytes, service=svc.name, handler=handler_name, key=key, input=body,
+            idempotency_key=idem, invoked_by=rec.INGRESS, service_type=svc.ty, handler_type=handler.ty,
+            is_send=send, execute_at_ms=now + delay_ms if delay_ms else 0,
+            completion_retention_ms=svc.completion_retention_ms(handler, bool(idem)),
+            journal_retention_ms=svc.journal_retention(handler),
+        )
+        for k, v in request.headers.items():
+            if k.lower() not in _DROPPED_HEADERS:
+                invoke.headers.add(key=k.lower(), value=v)
+        invoke.headers.add(key="x-restate-ingress-path", value=request.raw_path)
+        record = rec.Record(timestamp_ms=now, invoke=invoke)
+        id_header = {"x-restate-id": str(iid)}
+
+        if send:
+            result = await self.leader.propose(record)
+            status = "Accepted" if result.outcome == InvokeOutcome.CREATED else "PreviouslyAccepted"
+            payload = {"invocationId": str(iid), "status": status}
+            if delay_ms:
+                payload["executionTime"] = _rfc3339(now + delay_ms)
+            return web.json_response(payload, status=202, headers=id_header)
+
+        waiter = self.leader.wait_for_result(id_bytes)
+        try:
+            result = await self.leader.propose(record)
+            if result.outcome == InvokeOutcome.WORKFLOW_ALREADY_INVOKED:
+                return error_response(409, "the workflow method was already invoked", source="invocation")
+            done: Respond = await waiter
+        finally:
+            self.leader.forget_waiter(id_bytes, waiter)
+        return self._result_response(done, handler, id_header, idem or handler.ty == "workflow")
+
+    def _validate_input(self, handler, request: web.Request, body: bytes) -> None:
+        rules = handler.input
+        if rules is None:
+            return
+        ct = request.headers.get("content-type")
+        if rules == {}:
+            if body or ct:
+                raise IngressError(400, f"{handler.name} takes no input; send an empty body without content-type")
+            return
+        if rules.get("required") and not body:
+            raise IngressError(400, f"{handler.name} requires a request body")
+
+    def _result_response(self, done: Respond, handler, headers: dict[str, str], retained: bool) -> web.Response:
+        if retained and done.retention_ms:
+            headers = {**headers, "idempotency-expires": _rfc3339(done.completed_at + done.retention_ms)}
+        if not done.success:
+            status = done.code if 100 <= done.code <= 599 else 500
+            return web.Response(
+                status=status,
+                body=json.dumps({"code": done.code, "message": done.message, "source": "invocation"}).encode(),
+                content_type="application/json",
+                headers={**headers, "x-restate-error-source": "invocation"},
+            )
+        out = handler.output or {}
+        ct = out.get("content_type") or "application/json"
+        if done.value or out.get("set_content_type_if_empty"):
+            return web.Response(status=200, body=done.value, headers={**headers, "content-type": ct})
+        return web.Response(status=200, body=b"", headers=headers)
+
+    # ------------------------------------------------------------------ awakeables
+
+    async def _complete_awakeable(self, request: web.Request, raw_id: str, resolve: bool) -> web.Response:
+        try:
+            aid = AwakeableId.parse(raw_id)
+        except InvalidId as e:
+            raise IngressError(400, f"invalid awakeable id: {e}") from None
+        body = await request.read()
+        sig = rec.DeliverSignal(invocation_id=aid.invocation_id.to_bytes(), signal_idx=aid.index)
+        if resolve:
+            sig.value = body
+        else:
+            sig.failure.code = 500
+            sig.failure.message = body.decode("utf-8", "replace")
+        await self.leader.propose(rec.Record(signal=sig))
+        return web.Response(status=202)
+
+
+def build_ingress_app(leader: Leader, schema: Schema, max_body: int) -> web.Application:
+    ingress = Ingress(leader, schema, max_body)
+    app = web.Application(client_max_size=max_body)
+    app.router.add_route("*", "/{tail:.*}", ingress.handle)
+    return app

@@ -1,0 +1,417 @@
+"""The invoker: one task per running attempt of an invocation.
+
+An attempt opens `POST {deployment}/invoke/{service}/{handler}`, streams Start plus the
+stored journal, then turns every frame the deployment sends into an `InvokerEffect` record
+proposed to the leader, in arrival order. Notifications the state machine produces while the
+attempt runs arrive through `send()` and are written to the open request stream (BIDI mode).
+Any failure of the exchange (transport, status, malformed frame, a stream that ends without
+End/Suspension/Error) becomes an `AttemptFailed` record, and the state machine schedules the
+retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from perdure.protocol.framing import FrameDecoder, ProtocolError, encode_frame
+from perdure.protocol.messages import MessageType, ProtocolVersion, content_type_for, decode_message, pb
+from perdure.server.config import ServerConfig
+from perdure.server.invoker.transport import InvocationStream, TransportPool
+from perdure.server.invoker.transport_errors import AttemptError
+from perdure.server.partition.generated import records_pb2 as rec
+from perdure.server.partition.leader import Leader, now_ms
+from perdure.server.schema import Deployment, Schema
+
+__all__ = ["Invoker"]
+
+log = logging.getLogger("perdure.invoker")
+T = MessageType
+
+_ALLOWED_FROM_SDK = frozenset(
+    {T.SUSPENSION, T.ERROR, T.END, T.PROPOSE_RUN_COMPLETION, T.AWAITING_ON}
+)
+
+
+class AttemptAborted(Exception):
+    """The attempt must stop: a fault on our side or an explicit abort."""
+
+
+@dataclass(slots=True, eq=False)
+class Attempt:
+    invocation_id: bytes
+    attempt: int
+    outbox: list[bytes] = field(default_factory=list)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task | None = None
+    request_open: bool = True
+    last_activity: float = field(default_factory=time.monotonic)
+
+
+class Invoker:
+    def __init__(self, leader: Leader, schema: Schema, config: ServerConfig) -> None:
+        self.leader = leader
+        self.schema = schema
+        self.config = config
+        self.pool = TransportPool(connect_timeout=config.connect_timeout_s)
+        self._attempts: dict[bytes, Attempt] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ AttemptRunner
+
+    def start(self, invocation_id: bytes) -> None:
+        if self._closed:
+            return
+        row = self.leader.store.get_invocation(invocation_id)
+        if row is None or row.status != "invoked":
+            return
+        current = self._attempts.get(invocation_id)
+        if current is not None:
+            if current.attempt == row.attempt:
+                return  # already running this attempt
+            self._stop(current)
+        # Snapshot the journal now, synchronously: every notification applied after this
+        # point reaches the attempt through send(), none twice and none lost.
+        journal = self.leader.store.journal(invocation_id)
+        state = None
+        svc = self.schema.service(row.service)
+        if row.service_ty != "service" and svc is not None:
+            handler = svc.handlers.get(row.handler)
+            if handler is not None and not svc.lazy_state(handler):
+                state = self.leader.store.all_state(row.service, row.key)
+        attempt = Attempt(invocation_id, row.attempt)
+        self._attempts[invocation_id] = attempt
+        attempt.task = asyncio.get_running_loop().create_task(
+            self._run(attempt, row, journal, state), name=f"attempt-{row.id_str}-{row.attempt}"
+        )
+
+    def send(self, invocation_id: bytes, attempt: int, frame: bytes) -> None:
+        a = self._attempts.get(invocation_id)
+        if a is not None and a.attempt == attempt and a.request_open:
+            a.outbox.append(frame)
+            a.wakeup.set()
+
+    def abort(self, invocation_id: bytes) -> None:
+        a = self._attempts.get(invocation_id)
+        if a is not None:
+            self._stop(a)
+
+    def in_flight(self, invocation_id: bytes) -> bool:
+        return invocation_id in self._attempts
+
+    def _stop(self, a: Attempt) -> None:
+        if self._attempts.get(a.invocation_id) is a:
+            del self._attempts[a.invocation_id]
+        if a.task is not None and not a.task.done():
+            a.task.cancel()
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = [a.task for a in self._attempts.values() if a.task is not None]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._attempts.clear()
+        await self.pool.close()
+
+    # ------------------------------------------------------------------ one attempt
+
+    async def _run(self, a: Attempt, row, journal, state) -> None:
+        first = True
+        server_header = None
+        target = f"{row.service}/{row.handler}"
+
+        def effect(**kw) -> rec.Record:
+            nonlocal first
+            e = rec.InvokerEffect(invocation_id=a.invocation_id, attempt=a.attempt, **kw)
+            if first and pin is not None:
+                e.pin_deployment_id, e.pin_protocol_version = pin
+            first = False
+            return rec.Record(effect=e)
+
+        pin: tuple[str, int] | None = None
+        try:
+            deployment, version = self._choose_deployment(row)
+            if row.deployment_id is None:
+                pin = (deployment.id, int(version))
+            stream = await self._open(deployment, version, row)
+        except AttemptError as e:
+            self._fail(a, effect, row, e.reason, e.retry_after, server=e.server)
+            return
+        except asyncio.CancelledError:
+            self._forget(a)
+            raise
+        except Exception as e:  # noqa: BLE001 - any local fault fails the attempt, logged once
+            log.warning("invocation %s attempt %d could not start: %s", row.id_str, a.attempt, e)
+            self._fail(a, effect, row, str(e), None)
+            return
+
+        writer: asyncio.Task | None = None
+        watchdog: asyncio.TimerHandle | None = None
+        try:
+            await stream.send(self._start_frames(row, journal, state, version))
+            bidi = deployment.protocol_mode == "BIDI_STREAM" and not self._request_response_forced(row, deployment)
+            if bidi:
+                writer = asyncio.get_running_loop().create_task(self._write_loop(a, stream))
+                watchdog = self._arm_inactivity(a, stream, row, deployment)
+            else:
+                a.request_open = False
+                await stream.end()
+            head = await stream.response_head()
+            server_header = head.get("x-restate-server")
+            decoder = FrameDecoder(self.config.max_frame_length)
+            if server_header:
+                self.leader.propose(effect(started=rec.AttemptStarted(deployment_server=server_header)), wait=False)
+            done = False
+            while not done:
+                chunk = await stream.read()
+                a.last_activity = time.monotonic()
+                if not chunk:
+                    break
+                for frame in decoder.feed(chunk):
+                    done = self._on_frame(a, row, frame, version, effect, server_header)
+                    if done:
+                        break
+            if not done:
+                detail = " (a partial frame was pending)" if not decoder.at_frame_boundary() else ""
+                raise ProtocolError(
+                    f"the deployment closed the response stream without End, Suspension or Error{detail}"
+                )
+        except asyncio.CancelledError:
+            stream.reset()
+            self._forget(a)
+            raise
+        except AttemptError as e:
+            self._fail(a, effect, row, e.reason, e.retry_after, server=server_header or e.server)
+        except ProtocolError as e:
+            log.warning("invocation %s (%s) attempt %d: protocol error from deployment: %s",
+                        row.id_str, target, a.attempt, e)
+            stream.reset()
+            self._fail(a, effect, row, f"protocol violation by the deployment: {e}", None, code=571,
+                       server=server_header)
+        except Exception as e:  # noqa: BLE001
+            log.warning("invocation %s (%s) attempt %d failed: %s", row.id_str, target, a.attempt, e)
+            stream.reset()
+            self._fail(a, effect, row, f"{type(e).__name__}: {e}", None, server=server_header,
+                       stacktrace=traceback.format_exc())
+        else:
+            self._forget(a)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            if writer is not None:
+                writer.cancel()
+            a.request_open = False
+            await stream.close()
+
+    def _on_frame(self, a: Attempt, row, frame, version: int, effect, server_header) -> bool:
+        """Turn one frame from the deployment into a record. Returns True once the attempt
+        has ended (End, Suspension or Error)."""
+        mtype = frame.type
+        if 0x0400 <= mtype <= 0x7FFF:
+            msg = decode_message(mtype, frame.payload, version)  # reject garbage before storing it
+            cmd = rec.JournalCommand(message_type=mtype, payload=frame.payload, requested_ack=frame.requested_ack)
+            if mtype in (T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND):
+                self._resolve_call_target(msg, cmd)
+            self.leader.propose(effect(command=cmd), wait=False)
+            return False
+        if mtype not in _ALLOWED_FROM_SDK:
+            raise ProtocolError(f"unexpected message type 0x{mtype:04x} from the deployment")
+        if mtype == T.PROPOSE_RUN_COMPLETION:
+            msg = decode_message(mtype, frame.payload, version)
+            ack = frame.requested_ack and version >= ProtocolVersion.V7
+            self.leader.propose(effect(run_proposal=rec.RunProposal(
+                completion_id=msg.result_completion_id, payload=frame.payload, requested_ack=ack)), wait=False)
+            return False
+        if mtype == T.AWAITING_ON:
+            decode_message(mtype, frame.payload, version)
+            return False
+        a.request_open = False
+        self._forget(a)
+        if mtype == T.END:
+            self.leader.propose(effect(end=rec.End()), wait=False)
+        elif mtype == T.SUSPENSION:
+            decode_message(mtype, frame.payload, version)
+            self.leader.propose(effect(suspended=rec.Suspended(payload=frame.payload, protocol_version=version)),
+                                wait=False)
+        else:  # ERROR
+            err = decode_message(mtype, frame.payload, version)
+            failed = rec.AttemptFailed(code=err.code, message=err.message, stacktrace=err.stacktrace,
+                                       behavior=int(err.behavior) if version >= ProtocolVersion.V7 else 0,
+                                       deployment_server=server_header or "")
+            if err.HasField("related_command_index"):
+                failed.related_command_index = err.related_command_index
+            if err.HasField("related_command_name"):
+                failed.related_command_name = err.related_command_name
+            if err.HasField("related_command_type"):
+                failed.related_command_type = err.related_command_type
+            if err.HasField("next_retry_delay"):
+                failed.next_retry_delay_ms = err.next_retry_delay
+            log.info("invocation %s attempt %d failed in the handler: [%d] %s",
+                     row.id_str, a.attempt, err.code, err.message)
+            self.leader.propose(effect(failed=failed), wait=False)
+        return True
+
+    def _resolve_call_target(self, msg, cmd: rec.JournalCommand) -> None:
+        svc = self.schema.service(msg.service_name)
+        if svc is None:
+            raise AttemptError_(f"call to unknown service {msg.service_name!r}")
+        handler = svc.handlers.get(msg.handler_name)
+        if handler is None:
+            raise AttemptError_(f"call to unknown handler {msg.service_name}/{msg.handler_name}")
+        cmd.target_service_type = svc.ty
+        cmd.target_handler_type = handler.ty
+        idem = msg.HasField("idempotency_key") and bool(msg.idempotency_key)
+        cmd.target_completion_retention_ms = svc.completion_retention_ms(handler, idem)
+
+    def _fail(self, a: Attempt, effect, row, reason: str, retry_after: float | None, *, code: int = 500,
+              server: str | None = None, stacktrace: str = "") -> None:
+        self._forget(a)
+        failed = rec.AttemptFailed(code=code, message=reason, transport=True, deployment_server=server or "",
+                                   stacktrace=stacktrace)
+        if retry_after is not None:
+            failed.next_retry_delay_ms = int(retry_after * 1000)
+        log.info("invocation %s attempt %d failed: %s", row.id_str, a.attempt, reason)
+        try:
+            self.leader.propose(effect(failed=failed), wait=False)
+        except RuntimeError:
+            pass  # shutting down
+
+    def _forget(self, a: Attempt) -> None:
+        if self._attempts.get(a.invocation_id) is a:
+            del self._attempts[a.invocation_id]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _choose_deployment(self, row) -> tuple[Deployment, ProtocolVersion]:
+        if row.deployment_id is not None:
+            dep = self.schema.deployments.get(row.deployment_id)
+            if dep is None:
+                raise AttemptError_(f"the pinned deployment {row.deployment_id} was removed")
+        else:
+            dep = self.schema.deployment_for(row.service)
+            if dep is None:
+                raise AttemptError_(f"no deployment is registered for service {row.service!r}")
+        if row.protocol_version:
+            return dep, ProtocolVersion(row.protocol_version)
+        top = min(dep.max_protocol_version, self.config.max_protocol_version)
+        if top < ProtocolVersion.V5 or dep.min_protocol_version > top:
+            raise AttemptError_(
+                f"deployment {dep.id} speaks protocol versions {dep.min_protocol_version}..."
+                f"{dep.max_protocol_version}; this server speaks 5...{self.config.max_protocol_version}"
+            )
+        return dep, ProtocolVersion(top)
+
+    def _request_response_forced(self, row, dep: Deployment) -> bool:
+        svc = self.schema.service(row.service)
+        if svc is None:
+            return False
+        handler = svc.handlers.get(row.handler)
+        return handler is not None and svc.inactivity_timeout(handler, 1) == 0
+
+    async def _open(self, dep: Deployment, version: ProtocolVersion, row) -> InvocationStream:
+        ct = content_type_for(version)
+        headers = [("content-type", ct), ("accept", ct), ("x-restate-invocation-id", row.id_str)]
+        if row.service_ty != "service":
+            headers.append(("x-restate-service-key", quote(row.key, safe="")))
+        headers.extend(dep.additional_headers.items())
+        path = f"/invoke/{row.service}/{row.handler}"
+        return await self.pool.open_invocation_stream(
+            dep.uri, http_version="HTTP/1.1" if dep.use_http_11 else "HTTP/2.0", path=path,
+            headers=headers, expected_content_type=ct,
+        )
+
+    def _start_frames(self, row, journal, state, version: ProtocolVersion) -> bytes:
+        start = pb.StartMessage(
+            id=row.id,
+            debug_id=row.id_str,
+            known_entries=len(journal),
+            key=row.key,
+            retry_count_since_last_stored_entry=row.retry_count,
+            duration_since_last_stored_entry=max(0, now_ms() - (row.last_stored_entry_at or now_ms())),
+        )
+        if state is None:
+            start.partial_state = True
+        else:
+            for k, v in state:
+                start.state_map.add(key=k, value=v)
+        if version >= ProtocolVersion.V6:
+            start.random_seed = int.from_bytes(hashlib.sha256(row.id).digest()[:8], "big")
+        parts = [encode_frame(T.START, start.SerializeToString())]
+        parts.extend(encode_frame(j.entry_type, j.raw) for j in journal)
+        return b"".join(parts)
+
+    async def _write_loop(self, a: Attempt, stream: InvocationStream) -> None:
+        while a.request_open:
+            await a.wakeup.wait()
+            a.wakeup.clear()
+            if a.outbox:
+                data = b"".join(a.outbox)
+                a.outbox.clear()
+                a.last_activity = time.monotonic()
+                await stream.send(data)
+        # The attempt ended or the inactivity timer closed our side.
+
+    def _arm_inactivity(self, a: Attempt, stream: InvocationStream, row, dep: Deployment) -> asyncio.TimerHandle | None:
+        svc = self.schema.service(row.service)
+        handler = svc.handlers.get(row.handler) if svc else None
+        inactivity = (svc.inactivity_timeout(handler, self.config.inactivity_timeout_ms)
+                      if svc and handler else self.config.inactivity_timeout_ms) / 1000
+        abort = (svc.abort_timeout(handler, self.config.abort_timeout_ms)
+                 if svc and handler else self.config.abort_timeout_ms) / 1000
+        loop = asyncio.get_running_loop()
+        state = {"phase": "inactivity", "handle": None}
+
+        def check() -> None:
+            idle = time.monotonic() - a.last_activity
+            if state["phase"] == "inactivity":
+                if idle >= inactivity:
+                    # Close our half: the SDK sees end of input and suspends if it is blocked.
+                    a.request_open = False
+                    a.wakeup.set()
+                    loop.create_task(_end_quietly(stream))
+                    state["phase"] = "abort"
+                    a.last_activity = time.monotonic()
+                    state["handle"] = loop.call_later(abort, check)
+                else:
+                    state["handle"] = loop.call_later(inactivity - idle, check)
+            else:
+                if idle >= abort:
+                    log.warning("invocation %s attempt %d: no answer %.0fs after closing the request; aborting",
+                                row.id_str, a.attempt, abort)
+                    if a.task is not None:
+                        a.task.cancel()
+                    self._fail(a, lambda **kw: rec.Record(effect=rec.InvokerEffect(
+                        invocation_id=a.invocation_id, attempt=a.attempt, **kw)), row,
+                        f"the deployment did not answer within the abort timeout ({abort:.0f}s)", None)
+                else:
+                    state["handle"] = loop.call_later(abort - idle, check)
+
+        state["handle"] = loop.call_later(inactivity, check)
+
+        class _Handle:
+            def cancel(self) -> None:
+                h = state["handle"]
+                if h is not None:
+                    h.cancel()
+
+        return _Handle()  # type: ignore[return-value]
+
+
+async def _end_quietly(stream: InvocationStream) -> None:
+    try:
+        await stream.end()
+    except Exception:  # noqa: BLE001 - the read side reports the failure
+        pass
+
+
+def AttemptError_(reason: str) -> AttemptError:  # noqa: N802
+    from perdure.server.invoker.transport_errors import AttemptFailure
+
+    return AttemptError(AttemptFailure.UNEXPECTED_STATUS, reason)

@@ -1,0 +1,78 @@
+"""Builds one node from its configuration and runs it: log, store, state machine, leader,
+invoker, ingress and admin, started in that order and stopped in reverse."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from perdure.server.admin.http import build_admin_app
+from perdure.server.config import ServerConfig
+from perdure.server.ingress.http import build_ingress_app
+from perdure.server.invoker.invoker import Invoker
+from perdure.server.log.local import LocalLog
+from perdure.server.partition.leader import Leader
+from perdure.server.partition.state_machine import StateMachine
+from perdure.server.partition.store import Store
+from perdure.server.schema import Schema
+
+__all__ = ["Node", "run_node"]
+
+log = logging.getLogger("perdure.node")
+
+
+class Node:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self._runners: list[web.AppRunner] = []
+
+    async def start(self) -> None:
+        cfg = self.config
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.schema = Schema(cfg.data_dir / "metadata.db")
+        self.log = await LocalLog.open(cfg.data_dir / "log")
+        self.store = Store(cfg.data_dir / "partition.db")
+        self.state_machine = StateMachine(self.store, cfg.retry_policy)
+        self.leader = Leader(self.log, self.store, self.state_machine)
+        replayed = self.leader.recover()
+        if replayed:
+            log.info("re-applied %d log records to the store", replayed)
+        self.invoker = Invoker(self.leader, self.schema, cfg)
+        self.leader.invoker = self.invoker
+        self.leader.start()
+        await self._serve(build_admin_app(self.schema, cfg), cfg.admin_bind)
+        await self._serve(build_ingress_app(self.leader, self.schema, cfg.max_request_body), cfg.ingress_bind)
+        log.info("perdure is ready: ingress on %s:%d, admin on %s:%d, data in %s",
+                 *cfg.ingress_bind, *cfg.admin_bind, cfg.data_dir)
+
+    async def _serve(self, app: web.Application, bind: tuple[str, int]) -> None:
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, bind[0], bind[1], reuse_address=True, backlog=1024)
+        await site.start()
+        self._runners.append(runner)
+
+    async def stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        await self.invoker.close()
+        await self.leader.close()
+        await self.log.close()
+        self.store.close()
+        self.schema.close()
+
+
+async def run_node(config: ServerConfig) -> None:
+    node = Node(config)
+    await node.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await node.stop()

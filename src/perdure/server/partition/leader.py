@@ -1,0 +1,245 @@
+"""The partition leader: the only place where records become I/O.
+
+`propose(record)` stamps a record with the leader's clock and queues it. One flusher task
+takes everything queued, appends it to the log as one batch (one fsync), applies the batch
+to the store in one transaction, and only then resolves the proposers and carries out the
+effects (start attempts, push notifications to live streams, answer waiting callers, arm
+timers). Nothing is acknowledged to anyone before its record is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from perdure.server.log import Log
+from perdure.server.partition.effects import (
+    AbortAttempt,
+    Effect,
+    Respond,
+    ScheduleRetry,
+    ScheduleTimer,
+    SendToAttempt,
+    StartAttempt,
+)
+from perdure.server.partition.generated import records_pb2 as rec
+from perdure.server.partition.state_machine import ApplyResult, StateMachine
+from perdure.server.partition.store import Store
+
+__all__ = ["AttemptRunner", "Leader", "now_ms"]
+
+log = logging.getLogger("perdure.leader")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class AttemptRunner(Protocol):
+    """What the leader needs from the invoker."""
+
+    def start(self, invocation_id: bytes) -> None: ...
+    def send(self, invocation_id: bytes, attempt: int, frame: bytes) -> None: ...
+    def abort(self, invocation_id: bytes) -> None: ...
+    def in_flight(self, invocation_id: bytes) -> bool: ...
+
+
+class Leader:
+    def __init__(self, log_: Log, store: Store, state_machine: StateMachine) -> None:
+        self.log = log_
+        self.store = store
+        self.state_machine = state_machine
+        self.invoker: AttemptRunner | None = None
+        self._pending: list[tuple[rec.Record, asyncio.Future[ApplyResult] | None]] = []
+        self._wakeup = asyncio.Event()
+        self._flusher: asyncio.Task | None = None
+        self._timers: list[tuple[int, int, Callable[[], None]]] = []
+        self._timer_seq = 0
+        self._timer_handle: asyncio.TimerHandle | None = None
+        self._waiters: dict[bytes, list[asyncio.Future[Respond]]] = {}
+        self._closed = False
+        self.fatal: BaseException | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def recover(self) -> int:
+        """Re-apply every durable record the store has not applied yet. Effects are dropped:
+        nothing was waiting on them in this process. Returns the number re-applied."""
+        applied = self.store.applied_lsn()
+        count = 0
+        batch: list[tuple[int, bytes]] = []
+        for lsn, payload in self.log.read_from(applied + 1):
+            batch.append((lsn, payload))
+            if len(batch) >= 1000:
+                count += self._apply_batch_raw(batch)
+                batch = []
+        if batch:
+            count += self._apply_batch_raw(batch)
+        return count
+
+    def _apply_batch_raw(self, batch: list[tuple[int, bytes]]) -> int:
+        sm = self.state_machine
+        with self.store.transaction():
+            for lsn, payload in batch:
+                sm.apply(lsn, rec.Record.FromString(payload))
+            self.store.set_applied_lsn(batch[-1][0])
+        return len(batch)
+
+    def start(self) -> None:
+        """Begin leading: start the flusher, arm every stored timer, restart every attempt
+        that was in flight or due for a retry."""
+        assert self.invoker is not None
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="leader-flusher")
+        for due_at, iid, kind, cid in self.store.timers():
+            self._arm_store_timer(due_at, iid, kind, cid)
+        now = now_ms()
+        for row in self.store.invocations_with_status("invoked"):
+            if row.next_retry_at is not None and row.next_retry_at > now and row.retry_count > 0:
+                self._schedule_retry(ScheduleRetry(row.next_retry_at, row.id, row.attempt))
+            else:
+                self.invoker.start(row.id)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+        if self._flusher is not None:
+            self._wakeup.set()
+            self._flusher.cancel()
+            try:
+                await self._flusher
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    # ------------------------------------------------------------------ proposing
+
+    def propose(self, record: rec.Record, *, wait: bool = True) -> asyncio.Future[ApplyResult] | None:
+        """Queue a record. With `wait`, returns a future resolved with the apply result once
+        the record is durable and applied."""
+        if self._closed:
+            raise RuntimeError("the partition leader is closed")
+        if self.fatal is not None:
+            raise self.fatal
+        if not record.timestamp_ms:
+            record.timestamp_ms = now_ms()
+        fut = asyncio.get_running_loop().create_future() if wait else None
+        self._pending.append((record, fut))
+        self._wakeup.set()
+        return fut
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if not self._pending:
+                continue
+            batch, self._pending = self._pending, []
+            try:
+                await self._flush(batch)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as e:  # the log refused the batch (e.g. a full disk)
+                log.error("log append failed for %d records: %s", len(batch), e)
+                for _, fut in batch:
+                    if fut is not None and not fut.done():
+                        fut.set_exception(e)
+
+    async def _flush(self, batch: list[tuple[rec.Record, asyncio.Future[ApplyResult] | None]]) -> None:
+        payloads = [r.SerializeToString() for r, _ in batch]
+        lsns = await self.log.append_batch(payloads)
+        sm = self.state_machine
+        results: list[ApplyResult] = []
+        with self.store.transaction():
+            for (record, _), lsn in zip(batch, lsns, strict=True):
+                results.append(sm.apply(lsn, record))
+            self.store.set_applied_lsn(lsns[-1])
+        for (_, fut), result in zip(batch, results, strict=True):
+            for effect in result.effects:
+                self._carry_out(effect)
+            if fut is not None and not fut.done():
+                fut.set_result(result)
+
+    # ------------------------------------------------------------------ effects
+
+    def _carry_out(self, effect: Effect) -> None:
+        invoker = self.invoker
+        assert invoker is not None
+        if isinstance(effect, SendToAttempt):
+            invoker.send(effect.invocation_id, effect.attempt, effect.frame)
+        elif isinstance(effect, StartAttempt):
+            invoker.start(effect.invocation_id)
+        elif isinstance(effect, Respond):
+            for fut in self._waiters.pop(effect.invocation_id, ()):
+                if not fut.done():
+                    fut.set_result(effect)
+        elif isinstance(effect, ScheduleTimer):
+            self._arm_store_timer(effect.due_at, effect.invocation_id, int(effect.kind), effect.completion_id)
+        elif isinstance(effect, ScheduleRetry):
+            self._schedule_retry(effect)
+        elif isinstance(effect, AbortAttempt):
+            invoker.abort(effect.invocation_id)
+
+    # ------------------------------------------------------------------ waiting callers
+
+    def wait_for_result(self, invocation_id: bytes) -> asyncio.Future[Respond]:
+        """A future resolved when the invocation completes. Register it *before* proposing
+        the record that may complete it."""
+        fut: asyncio.Future[Respond] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(invocation_id, []).append(fut)
+        return fut
+
+    def forget_waiter(self, invocation_id: bytes, fut: asyncio.Future[Respond]) -> None:
+        waiters = self._waiters.get(invocation_id)
+        if waiters and fut in waiters:
+            waiters.remove(fut)
+            if not waiters:
+                del self._waiters[invocation_id]
+
+    # ------------------------------------------------------------------ timers
+
+    def _arm_store_timer(self, due_at: int, invocation_id: bytes, kind: int, completion_id: int) -> None:
+        def fire() -> None:
+            record = rec.Record(timer=rec.TimerFired(invocation_id=invocation_id, kind=kind,
+                                                      completion_id=completion_id))
+            if not self._closed:
+                self.propose(record, wait=False)
+
+        self._add_timer(due_at, fire)
+
+    def _schedule_retry(self, r: ScheduleRetry) -> None:
+        def fire() -> None:
+            row = self.store.get_invocation(r.invocation_id)
+            if row is not None and row.status == "invoked" and row.attempt == r.attempt and self.invoker:
+                self.invoker.start(r.invocation_id)
+
+        self._add_timer(r.due_at, fire)
+
+    def _add_timer(self, due_at: int, fn: Callable[[], None]) -> None:
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (due_at, self._timer_seq, fn))
+        if self._timers[0][1] == self._timer_seq:
+            self._rearm()
+
+    def _rearm(self) -> None:
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        if not self._timers or self._closed:
+            return
+        delay = max(0.0, (self._timers[0][0] - now_ms()) / 1000)
+        self._timer_handle = asyncio.get_running_loop().call_later(delay, self._fire_due)
+
+    def _fire_due(self) -> None:
+        self._timer_handle = None
+        now = now_ms()
+        while self._timers and self._timers[0][0] <= now:
+            _, _, fn = heapq.heappop(self._timers)
+            try:
+                fn()
+            except Exception:
+                log.exception("timer callback failed")
+        self._rearm()

@@ -1,0 +1,650 @@
+"""The partition state machine: applies one log record to the store and returns effects.
+
+Pure by construction: it reads only the record (which carries its own timestamp) and the
+store, and it performs no I/O besides store writes. Applying the same log to an empty store
+therefore gives the same store. The leader turns the returned effects into I/O.
+
+Semantics follow shared/design/protocol.md section 3.9 (what the server does for each
+command) and section 3.8 (suspension and resumption).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+
+from perdure.protocol.framing import encode_frame
+from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition_key_for_key
+from perdure.protocol.messages import MessageType, ProtocolVersion, pb
+from perdure.server.partition.effects import (
+    Effect,
+    InvokeOutcome,
+    Respond,
+    ScheduleRetry,
+    ScheduleTimer,
+    SendToAttempt,
+    StartAttempt,
+    TimerKind,
+)
+from perdure.server.partition.generated import records_pb2 as rec
+from perdure.server.partition.retry import RetryPolicy
+from perdure.server.partition.store import InvocationRow, Store
+
+__all__ = ["ApplyResult", "StateMachine", "callee_invocation_id"]
+
+log = logging.getLogger("perdure.partition")
+
+T = MessageType
+INBOXED, SCHEDULED, INVOKED, SUSPENDED, PAUSED, COMPLETED = (
+    "inboxed",
+    "scheduled",
+    "invoked",
+    "suspended",
+    "paused",
+    "completed",
+)
+_INVOKED_BY = {rec.INGRESS: "ingress", rec.SERVICE: "service", rec.RESTART_AS_NEW: "restart_as_new"}
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    effects: list[Effect] = field(default_factory=list)
+    outcome: InvokeOutcome | None = None
+
+
+def callee_invocation_id(caller_id: bytes, command_index: int, target_key: str, idempotency_key: str,
+                         service: str, handler: str, handler_type: str) -> InvocationId:
+    """The id of an invocation created by a Call/OneWayCall: deterministic, so that
+    re-applying the log creates the same callee."""
+    if handler_type == "workflow":
+        return InvocationId.for_workflow(service, target_key)
+    if idempotency_key:
+        return InvocationId.for_idempotent_request(service, target_key or None, handler, idempotency_key)
+    digest = hashlib.sha256(b"call," + caller_id + command_index.to_bytes(4, "big")).digest()
+    uuid = int.from_bytes(digest[:16], "big")
+    if target_key:
+        pk = partition_key_for_key(target_key)
+    else:
+        pk = int.from_bytes(digest[16:24], "big")
+    return InvocationId(pk, uuid)
+
+
+def _needs_lock(service_ty: str, handler_ty: str) -> bool:
+    return (service_ty == "virtual_object" and handler_ty == "exclusive") or (
+        service_ty == "workflow" and handler_ty == "workflow"
+    )
+
+
+def _failure_of(msg) -> tuple[int, str]:
+    return msg.code, msg.message
+
+
+class StateMachine:
+    """Applies records to one store. Not thread-safe; one instance per partition."""
+
+    def __init__(self, store: Store, retry_policy: RetryPolicy | None = None) -> None:
+        self.store = store
+        self.retry_policy = retry_policy or RetryPolicy()
+
+    # ------------------------------------------------------------------ entry point
+
+    def apply(self, lsn: int, record: rec.Record) -> ApplyResult:
+        """Apply one record. The caller wraps a batch of these in one store transaction and
+        sets the applied LSN."""
+        result = ApplyResult()
+        kind = record.WhichOneof("kind")
+        ts = record.timestamp_ms
+        if kind == "effect":
+            self._apply_effect(record.effect, ts, result)
+        elif kind == "invoke":
+            self._apply_invoke(record.invoke, ts, result)
+        elif kind == "timer":
+            self._apply_timer(record.timer, ts, result)
+        elif kind == "signal":
+            self._apply_signal(record.signal, ts, result)
+        else:
+            log.warning("record at lsn %d has unknown kind %r; skipped", lsn, kind)
+        return result
+
+    # ------------------------------------------------------------------ invoke
+
+    def _apply_invoke(self, inv: rec.Invoke, ts: int, result: ApplyResult) -> None:
+        store = self.store
+        existing = store.get_invocation(inv.invocation_id)
+        if existing is not None:
+            self._on_duplicate_invoke(existing, inv, ts, result)
+            return
+        iid = InvocationId.from_bytes(inv.invocation_id)
+        row = InvocationRow(
+            id=inv.invocation_id,
+            id_str=str(iid),
+            partition_key=_signed64(iid.partition_key),
+            status=INVOKED,
+            service=inv.service,
+            handler=inv.handler,
+            key=inv.key,
+            service_ty=inv.service_type,
+            handler_ty=inv.handler_type,
+            idempotency_key=inv.idempotency_key or None,
+            invoked_by=_INVOKED_BY.get(inv.invoked_by, "ingress"),
+            invoked_by_service=inv.invoked_by_service or None,
+            invoked_by_id=str(InvocationId.from_bytes(inv.invoked_by_id)) if inv.invoked_by_id else None,
+            caller_id=inv.caller.invocation_id if inv.HasField("caller") else None,
+            caller_completion_id=inv.caller.result_completion_id if inv.HasField("caller") else None,
+            is_send=int(inv.is_send),
+            created_at=ts,
+            modified_at=ts,
+            inboxed_at=None,
+            scheduled_at=None,
+            execute_at=inv.execute_at_ms or None,
+            running_at=None,
+            completed_at=None,
+            deployment_id=None,
+            protocol_version=None,
+            journal_length=0,
+            commands=0,
+            attempt=0,
+            retry_count=0,
+            next_retry_at=None,
+            last_start_at=None,
+            last_attempt_server=None,
+            last_failure=None,
+            last_failure_code=None,
+            last_failure_command_index=None,
+            last_failure_command_name=None,
+            last_failure_command_type=None,
+            waiting=None,
+            waiting_version=None,
+            completion_result=None,
+            output=None,
+            failure_code=None,
+            failure_message=None,
+            completion_retention_ms=inv.completion_retention_ms,
+            journal_retention_ms=inv.journal_retention_ms,
+            last_stored_entry_at=ts,
+            trace_id=inv.trace_id or None,
+        )
+        input_cmd = pb.InputCommandMessage(
+            headers=[pb.Header(key=h.key, value=h.value) for h in inv.headers],
+            value=pb.Value(content=inv.input),
+        )
+        store.append_journal(inv.invocation_id, 0, T.INPUT_COMMAND, input_cmd.SerializeToString(), ts)
+        row.journal_length = 1
+        row.commands = 1
+        if inv.idempotency_key:
+            store.put_idempotency(inv.service, inv.key, inv.handler, inv.idempotency_key, inv.invocation_id)
+        if inv.execute_at_ms > ts:
+            row.status = SCHEDULED
+            row.scheduled_at = ts
+            store.put_timer(inv.invocation_id, TimerKind.SCHEDULED_START, 0, inv.execute_at_ms)
+            result.effects.append(
+                ScheduleTimer(inv.execute_at_ms, inv.invocation_id, TimerKind.SCHEDULED_START, 0)
+            )
+        else:
+            self._enqueue_or_start(row, ts, result)
+        store.put_invocation(row)
+        result.outcome = InvokeOutcome.CREATED
+
+    def _on_duplicate_invoke(self, row: InvocationRow, inv: rec.Invoke, ts: int, result: ApplyResult) -> None:
+        if row.handler_ty == "workflow" and not inv.idempotency_key:
+            result.outcome = InvokeOutcome.WORKFLOW_ALREADY_INVOKED
+            if inv.HasField("caller"):
+                self._deliver_call_result(
+                    inv.caller.invocation_id, inv.caller.result_completion_id, ts, result,
+                    failure=(409, "the workflow method was already invoked"),
+                )
+            return
+        if row.status == COMPLETED:
+            result.outcome = InvokeOutcome.DUPLICATE_COMPLETED
+            result.effects.append(self._respond(row))
+            if inv.HasField("caller"):
+                self._deliver_row_result(row, inv.caller.invocation_id, inv.caller.result_completion_id, ts, result)
+        else:
+            result.outcome = InvokeOutcome.DUPLICATE_RUNNING
+            if inv.HasField("caller"):
+                self.store.add_listener(row.id, inv.caller.invocation_id, inv.caller.result_completion_id)
+
+    def _enqueue_or_start(self, row: InvocationRow, ts: int, result: ApplyResult) -> None:
+        store = self.store
+        if _needs_lock(row.service_ty, row.handler_ty):
+            holder = store.lock_holder(row.service, row.key)
+            if holder is not None and holder != row.id:
+                row.status = INBOXED
+                row.inboxed_at = ts
+                store.enqueue_inbox(row.service, row.key, row.id, ts)
+                return
+            store.lock(row.service, row.key, row.id)
+        row.status = INVOKED
+        row.running_at = ts
+        row.modified_at = ts
+        result.effects.append(StartAttempt(row.id))
+
+    # ------------------------------------------------------------------ invoker effects
+
+    def _apply_effect(self, eff: rec.InvokerEffect, ts: int, result: ApplyResult) -> None:
+        store = self.store
+        row = store.get_invocation(eff.invocation_id)
+        if row is None or row.status != INVOKED or eff.attempt != row.attempt:
+            # A stale attempt (fenced off by a retry, suspension or completion) or an
+            # invocation that no longer exists: nothing it says may change anything.
+            return
+        if eff.pin_deployment_id and row.deployment_id is None:
+            row.deployment_id = eff.pin_deployment_id
+            row.protocol_version = eff.pin_protocol_version
+        row.modified_at = ts
+        kind = eff.WhichOneof("kind")
+        if kind == "command":
+            self._apply_command(row, eff.command, ts, result)
+        elif kind == "run_proposal":
+            self._apply_run_proposal(row, eff.run_proposal, ts, result)
+        elif kind == "suspended":
+            self._apply_suspended(row, eff.suspended, ts, result)
+        elif kind == "failed":
+            self._apply_failed(row, eff.failed, ts, result)
+        elif kind == "end":
+            self._complete(row, ts, result)
+        elif kind == "started":
+            row.last_start_at = ts
+            row.last_attempt_server = eff.started.deployment_server or row.last_attempt_server
+        store.put_invocation(row)
+
+    def _apply_command(self, row: InvocationRow, cmd: rec.JournalCommand, ts: int, result: ApplyResult) -> None:
+        store = self.store
+        mtype = cmd.message_type
+        command_index = row.commands
+        store.append_journal(row.id, row.journal_length, mtype, cmd.payload, ts)
+        row.journal_length += 1
+        row.commands += 1
+        row.last_stored_entry_at = ts
+        # Progress resets the retry sequence: Start carries retries since the last stored entry.
+        row.retry_count = 0
+        if mtype == T.OUTPUT_COMMAND:
+            out = pb.OutputCommandMessage.FromString(cmd.payload)
+            if out.WhichOneof("result") == "failure":
+                row.completion_result = "failure"
+                row.failure_code, row.failure_message = _failure_of(out.failure)
+                row.output = None
+            else:
+                row.completion_result = "success"
+                row.output = out.value.content
+                row.failure_code = row.failure_message = None
+        elif mtype == T.SET_STATE_COMMAND:
+            m = pb.SetStateCommandMessage.FromString(cmd.payload)
+            store.set_state(row.service, row.key, m.key, m.value.content)
+        elif mtype == T.CLEAR_STATE_COMMAND:
+            m = pb.ClearStateCommandMessage.FromString(cmd.payload)
+            store.clear_state(row.service, row.key, m.key)
+        elif mtype == T.CLEAR_ALL_STATE_COMMAND:
+            store.clear_all_state(row.service, row.key)
+        elif mtype == T.GET_LAZY_STATE_COMMAND:
+            m = pb.GetLazyStateCommandMessage.FromString(cmd.payload)
+            value = store.get_state(row.service, row.key, m.key)
+            note = pb.GetLazyStateCompletionNotificationMessage(completion_id=m.result_completion_id)
+            if value is None:
+                note.void.SetInParent()
+            else:
+                note.value.content = value
+            self._append_notification(row, T.GET_LAZY_STATE_COMPLETION, note, ts, result,
+                                      completion_id=m.result_completion_id)
+        elif mtype == T.GET_LAZY_STATE_KEYS_COMMAND:
+            m = pb.GetLazyStateKeysCommandMessage.FromString(cmd.payload)
+            note = pb.GetLazyStateKeysCompletionNotificationMessage(completion_id=m.result_completion_id)
+            note.state_keys.keys.extend(store.state_keys(row.service, row.key))
+            self._append_notification(row, T.GET_LAZY_STATE_KEYS_COMPLETION, note, ts, result,
+                                      completion_id=m.result_completion_id)
+        elif mtype == T.SLEEP_COMMAND:
+            m = pb.SleepCommandMessage.FromString(cmd.payload)
+            store.put_timer(row.id, TimerKind.SLEEP, m.result_completion_id, m.wake_up_time)
+            result.effects.append(ScheduleTimer(m.wake_up_time, row.id, TimerKind.SLEEP, m.result_completion_id))
+        elif mtype in (T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND):
+            self._apply_call(row, mtype, cmd, command_index, ts, result)
+        elif mtype == T.COMPLETE_AWAKEABLE_COMMAND:
+            m = pb.CompleteAwakeableCommandMessage.FromString(cmd.payload)
+            self._complete_awakeable(m, ts, result)
+        elif mtype == T.SEND_SIGNAL_COMMAND:
+            m = pb.SendSignalCommandMessage.FromString(cmd.payload)
+            self._send_signal(m, ts, result)
+        # RunCommand, GetEagerState(Keys) and the rest are only stored.
+        if cmd.requested_ack:
+            ack = pb.CommandAckMessage(command_index=command_index)
+            result.effects.append(SendToAttempt(row.id, row.attempt, _frame(T.COMMAND_ACK, ack)))
+
+    def _apply_call(self, row: InvocationRow, mtype: int, cmd: rec.JournalCommand, command_index: int,
+                    ts: int, result: ApplyResult) -> None:
+        if mtype == T.CALL_COMMAND:
+            m = pb.CallCommandMessage.FromString(cmd.payload)
+            execute_at = 0
+        else:
+            m = pb.OneWayCallCommandMessage.FromString(cmd.payload)
+            execute_at = m.invoke_time
+        idem = m.idempotency_key if m.HasField("idempotency_key") else ""
+        callee = callee_invocation_id(row.id, command_index, m.key, idem, m.service_name, m.handler_name,
+                                      cmd.target_handler_type)
+        invoke = rec.Invoke(
+            invocation_id=callee.to_bytes(),
+            service=m.service_name,
+            handler=m.handler_name,
+            key=m.key,
+            input=m.parameter,
+            headers=[rec.Header(key=h.key, value=h.value) for h in m.headers],
+            idempotency_key=idem,
+            execute_at_ms=execute_at,
+            invoked_by=rec.SERVICE,
+            invoked_by_id=row.id,
+            invoked_by_service=row.service,
+            service_type=cmd.target_service_type,
+            handler_type=cmd.target_handler_type,
+            is_send=mtype == T.ONE_WAY_CALL_COMMAND,
+            completion_retention_ms=cmd.target_completion_retention_ms,
+        )
+        if mtype == T.CALL_COMMAND:
+            invoke.caller.invocation_id = row.id
+            invoke.caller.result_completion_id = m.result_completion_id
+            invoke.caller.service_name = row.service
+        # Store the caller first so the callee's immediate answers (a duplicate that already
+        # completed) see a consistent caller row.
+        self.store.put_invocation(row)
+        sub = ApplyResult()
+        self._apply_invoke(invoke, ts, sub)
+        # The callee may have appended to our journal (a completed duplicate); reload.
+        fresh = self.store.get_invocation(row.id)
+        if fresh is not None:
+            _copy_row(fresh, row)
+        result.effects.extend(sub.effects)
+        note = pb.CallInvocationIdCompletionNotificationMessage(
+            completion_id=m.invocation_id_notification_idx, invocation_id=str(callee)
+        )
+        self._append_notification(row, T.CALL_INVOCATION_ID_COMPLETION, note, ts, result,
+                                  completion_id=m.invocation_id_notification_idx)
+
+    def _apply_run_proposal(self, row: InvocationRow, prop: rec.RunProposal, ts: int, result: ApplyResult) -> None:
+        m = pb.ProposeRunCompletionMessage.FromString(prop.payload)
+        note = pb.RunCompletionNotificationMessage(completion_id=m.result_completion_id)
+        failed = m.WhichOneof("result") == "failure"
+        if failed:
+            note.failure.CopyFrom(m.failure)
+        else:
+            note.value.content = m.value
+        if prop.requested_ack:
+            ack = pb.ProposeRunCompletionAckMessage(completion_id=m.result_completion_id)
+            self._append_notification(row, T.RUN_COMPLETION, note, ts, result,
+                                      completion_id=m.result_completion_id, failed=failed,
+                                      live_frame=_frame(T.PROPOSE_RUN_COMPLETION_ACK, ack))
+        else:
+            self._append_notification(row, T.RUN_COMPLETION, note, ts, result,
+                                      completion_id=m.result_completion_id, failed=failed)
+
+    def _apply_suspended(self, row: InvocationRow, sus: rec.Suspended, ts: int, result: ApplyResult) -> None:
+        row.attempt += 1
+        row.waiting = sus.payload
+        row.waiting_version = sus.protocol_version
+        if self._waiting_satisfied(row):
+            row.status = INVOKED
+            row.waiting = None
+            result.effects.append(StartAttempt(row.id))
+        else:
+            row.status = SUSPENDED
+
+    def _apply_failed(self, row: InvocationRow, f: rec.AttemptFailed, ts: int, result: ApplyResult) -> None:
+        row.attempt += 1
+        row.retry_count += 1
+        row.last_failure = f.message
+        row.last_failure_code = f.code
+        row.last_failure_command_index = f.related_command_index if f.HasField("related_command_index") else None
+        row.last_failure_command_name = f.related_command_name if f.HasField("related_command_name") else None
+        row.last_failure_command_type = f.related_command_type if f.HasField("related_command_type") else None
+        if f.deployment_server:
+            row.last_attempt_server = f.deployment_server
+        if f.behavior == 2:  # FAIL: the error becomes the invocation's terminal result
+            row.completion_result = "failure"
+            row.failure_code, row.failure_message = f.code, f.message
+            self._complete(row, ts, result)
+            return
+        if f.behavior == 1:  # PAUSE
+            row.status = PAUSED
+            row.next_retry_at = None
+            return
+        delay = self.retry_policy.next_delay_ms(row.retry_count)
+        if delay is None:
+            if self.retry_policy.on_max_attempts == "kill":
+                row.completion_result = "failure"
+                row.failure_code, row.failure_message = f.code or 500, f.message
+                self._complete(row, ts, result)
+            else:
+                row.status = PAUSED
+                row.next_retry_at = None
+            return
+        if f.HasField("next_retry_delay_ms"):
+            delay = f.next_retry_delay_ms
+        row.next_retry_at = ts + delay
+        result.effects.append(ScheduleRetry(row.next_retry_at, row.id, row.attempt))
+
+    # ------------------------------------------------------------------ completion
+
+    def _complete(self, row: InvocationRow, ts: int, result: ApplyResult) -> None:
+        store = self.store
+        if row.completion_result is None:
+            # End without Output: the SDK ended without a result; count it a failure.
+            row.completion_result = "failure"
+            row.failure_code, row.failure_message = 500, "the handler ended without an output"
+        row.status = COMPLETED
+        row.completed_at = ts
+        row.modified_at = ts
+        row.next_retry_at = None
+        row.waiting = None
+        store.put_invocation(row)
+        result.effects.append(self._respond(row))
+        if _needs_lock(row.service_ty, row.handler_ty) and store.lock_holder(row.service, row.key) == row.id:
+            store.unlock(row.service, row.key)
+            self._start_next_in_inbox(row.service, row.key, ts, result)
+        if row.caller_id is not None:
+            self._deliver_row_result(row, row.caller_id, row.caller_completion_id or 0, ts, result)
+        for caller_id, completion_id in store.take_listeners(row.id):
+            self._deliver_row_result(row, caller_id, completion_id, ts, result)
+
+    def _start_next_in_inbox(self, service: str, key: str, ts: int, result: ApplyResult) -> None:
+        store = self.store
+        nxt = store.pop_inbox(service, key)
+        if nxt is None:
+            return
+        nrow = store.get_invocation(nxt)
+        if nrow is None or nrow.status != INBOXED:
+            self._start_next_in_inbox(service, key, ts, result)
+            return
+        store.lock(service, key, nrow.id)
+        nrow.status = INVOKED
+        nrow.running_at = ts
+        nrow.modified_at = ts
+        store.put_invocation(nrow)
+        result.effects.append(StartAttempt(nrow.id))
+
+    def _respond(self, row: InvocationRow) -> Respond:
+        ok = row.completion_result == "success"
+        return Respond(
+            invocation_id=row.id,
+            success=ok,
+            value=row.output or b"",
+            code=200 if ok else (row.failure_code or 500),
+            message="" if ok else (row.failure_message or ""),
+            completed_at=row.completed_at or 0,
+            retention_ms=row.completion_retention_ms,
+        )
+
+    def _deliver_row_result(self, row: InvocationRow, caller_id: bytes, completion_id: int, ts: int,
+                            result: ApplyResult) -> None:
+        if row.completion_result == "success":
+            self._deliver_call_result(caller_id, completion_id, ts, result, value=row.output or b"")
+        else:
+            self._deliver_call_result(caller_id, completion_id, ts, result,
+                                      failure=(row.failure_code or 500, row.failure_message or ""))
+
+    def _deliver_call_result(self, caller_id: bytes, completion_id: int, ts: int, result: ApplyResult,
+                             value: bytes | None = None, failure: tuple[int, str] | None = None) -> None:
+        caller = self.store.get_invocation(caller_id)
+        if caller is None or caller.status == COMPLETED:
+            return
+        note = pb.CallCompletionNotificationMessage(completion_id=completion_id)
+        if failure is not None:
+            note.failure.code, note.failure.message = failure
+        else:
+            note.value.content = value or b""
+        self._append_notification(caller, T.CALL_COMPLETION, note, ts, result,
+                                  completion_id=completion_id, failed=failure is not None)
+        self.store.put_invocation(caller)
+
+    # ------------------------------------------------------------------ timers and signals
+
+    def _apply_timer(self, t: rec.TimerFired, ts: int, result: ApplyResult) -> None:
+        store = self.store
+        if not store.delete_timer(t.invocation_id, t.kind, t.completion_id):
+            return  # already fired (a duplicate proposal after a restart)
+        row = store.get_invocation(t.invocation_id)
+        if row is None:
+            return
+        if t.kind == TimerKind.SLEEP:
+            if row.status == COMPLETED:
+                return
+            note = pb.SleepCompletionNotificationMessage(completion_id=t.completion_id)
+            note.void.SetInParent()
+            self._append_notification(row, T.SLEEP_COMPLETION, note, ts, result, completion_id=t.completion_id)
+            store.put_invocation(row)
+        elif t.kind == TimerKind.SCHEDULED_START and row.status == SCHEDULED:
+            self._enqueue_or_start(row, ts, result)
+            store.put_invocation(row)
+
+    def _apply_signal(self, s: rec.DeliverSignal, ts: int, result: ApplyResult) -> None:
+        row = self.store.get_invocation(s.invocation_id)
+        if row is None or row.status == COMPLETED:
+            return
+        note = pb.SignalNotificationMessage()
+        if s.signal_name:
+            note.name = s.signal_name
+        else:
+            note.idx = s.signal_idx
+        which = s.WhichOneof("result")
+        if which == "value":
+            note.value.content = s.value
+        elif which == "failure":
+            note.failure.code, note.failure.message = s.failure.code, s.failure.message
+        else:
+            note.void.SetInParent()
+        self._append_notification(row, T.SIGNAL_NOTIFICATION, note, ts, result,
+                                  signal_idx=None if s.signal_name else s.signal_idx,
+                                  signal_name=s.signal_name or None, failed=which == "failure")
+        self.store.put_invocation(row)
+
+    def _complete_awakeable(self, m, ts: int, result: ApplyResult) -> None:
+        try:
+            aid = AwakeableId.parse(m.awakeable_id)
+        except InvalidId:
+            log.warning("CompleteAwakeable with an invalid id %r ignored", m.awakeable_id)
+            return
+        sig = rec.DeliverSignal(invocation_id=aid.invocation_id.to_bytes(), signal_idx=aid.index)
+        if m.WhichOneof("result") == "failure":
+            sig.failure.code, sig.failure.message = m.failure.code, m.failure.message
+        else:
+            sig.value = m.value.content
+        self._apply_signal(sig, ts, result)
+
+    def _send_signal(self, m, ts: int, result: ApplyResult) -> None:
+        try:
+            target = InvocationId.parse(m.target_invocation_id)
+        except InvalidId:
+            log.warning("SendSignal to an invalid id %r ignored", m.target_invocation_id)
+            return
+        sig = rec.DeliverSignal(invocation_id=target.to_bytes())
+        if m.WhichOneof("signal_id") == "name":
+            sig.signal_name = m.name
+        else:
+            sig.signal_idx = m.idx
+        which = m.WhichOneof("result")
+        if which == "value":
+            sig.value = m.value.content
+        elif which == "failure":
+            sig.failure.code, sig.failure.message = m.failure.code, m.failure.message
+        else:
+            sig.void = True
+        self._apply_signal(sig, ts, result)
+
+    # ------------------------------------------------------------------ notifications
+
+    def _append_notification(self, row: InvocationRow, mtype: int, note, ts: int, result: ApplyResult, *,
+                             completion_id: int | None = None, signal_idx: int | None = None,
+                             signal_name: str | None = None, failed: bool = False,
+                             live_frame: bytes | None = None) -> None:
+        """Append a notification to `row`'s journal (the caller stores `row`) and deliver it:
+        to the live attempt if the invocation runs, or by resuming it if it is suspended and
+        this was what it waited for."""
+        payload = note.SerializeToString()
+        self.store.append_journal(row.id, row.journal_length, mtype, payload, ts, completion_id=completion_id,
+                                  signal_idx=signal_idx, signal_name=signal_name, failed=failed)
+        row.journal_length += 1
+        row.last_stored_entry_at = ts
+        row.modified_at = ts
+        if row.status == INVOKED:
+            frame = live_frame if live_frame is not None else encode_frame(mtype, payload)
+            result.effects.append(SendToAttempt(row.id, row.attempt, frame))
+        elif row.status == SUSPENDED and self._waiting_satisfied(row):
+            row.status = INVOKED
+            row.waiting = None
+            result.effects.append(StartAttempt(row.id))
+
+    def _waiting_satisfied(self, row: InvocationRow) -> bool:
+        if row.waiting is None:
+            return True
+        completions, signals, named = self.store.notification_ids(row.id)
+        if (row.waiting_version or 5) >= ProtocolVersion.V7:
+            m = pb.SuspensionMessage.FromString(row.waiting)
+            if not m.HasField("awaiting_on"):
+                return True
+            return _future_resolved(m.awaiting_on, completions, signals, named) is not None
+        m6 = pb.SuspensionMessageV6.FromString(row.waiting)
+        if not (m6.waiting_completions or m6.waiting_signals or m6.waiting_named_signals):
+            return True
+        return (
+            any(c in completions for c in m6.waiting_completions)
+            or any(s in signals for s in m6.waiting_signals)
+            or any(n in named for n in m6.waiting_named_signals)
+        )
+
+
+def _future_resolved(fut, completions: dict[int, bool], signals: dict[int, bool],
+                     named: dict[str, bool]) -> bool | None:
+    """Evaluate a V7 Future tree: None while pending, else True (succeeded) / False (failed).
+    An undetermined outcome counts as resolved (the SDK decides)."""
+    children: list[bool | None] = []
+    children += [(not completions[c]) if c in completions else None for c in fut.waiting_completions]
+    children += [(not signals[s]) if s in signals else None for s in fut.waiting_signals]
+    children += [(not named[n]) if n in named else None for n in fut.waiting_named_signals]
+    children += [_future_resolved(f, completions, signals, named) for f in fut.nested_futures]
+    if not children:
+        return True
+    done = [c for c in children if c is not None]
+    ct = fut.combinator_type
+    if ct == pb.ALL_COMPLETED:
+        return True if len(done) == len(children) else None
+    if ct == pb.FIRST_SUCCEEDED_OR_ALL_FAILED:
+        if any(done):
+            return True
+        return False if len(done) == len(children) else None
+    if ct == pb.ALL_SUCCEEDED_OR_FIRST_FAILED:
+        if any(c is False for c in done):
+            return False
+        return True if len(done) == len(children) else None
+    # FIRST_COMPLETED and UNKNOWN
+    return done[0] if done else None
+
+
+def _frame(mtype: int, msg) -> bytes:
+    return encode_frame(mtype, msg.SerializeToString())
+
+
+def _copy_row(src: InvocationRow, dst: InvocationRow) -> None:
+    for name in InvocationRow.__slots__:
+        setattr(dst, name, getattr(src, name))
+
+
+def _signed64(value: int) -> int:
+    """SQLite integers are signed 64-bit; partition keys are unsigned."""
+    return value - (1 << 64) if value >= 1 << 63 else value

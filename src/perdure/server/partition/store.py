@@ -1,0 +1,440 @@
+"""The partition store: SQLite tables for invocations, journals, state, locks, inboxes and
+timers, and typed access to them.
+
+The store is written only by the state machine (inside `transaction()`), and read by the
+leader and by introspection. It records the last applied log position in the same
+transaction as the changes, so after a crash the node re-applies the log from there; that is
+why it may run with `synchronous=OFF`: the log, not SQLite, is the durability boundary.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+__all__ = ["InvocationRow", "JournalRow", "Store"]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    k TEXT PRIMARY KEY,
+    v INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS invocation (
+    id BLOB PRIMARY KEY,
+    id_str TEXT NOT NULL,
+    partition_key INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    service TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    key TEXT NOT NULL,
+    service_ty TEXT NOT NULL,
+    handler_ty TEXT NOT NULL,
+    idempotency_key TEXT,
+    invoked_by TEXT NOT NULL,
+    invoked_by_service TEXT,
+    invoked_by_id TEXT,
+    caller_id BLOB,
+    caller_completion_id INTEGER,
+    is_send INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    modified_at INTEGER NOT NULL,
+    inboxed_at INTEGER,
+    scheduled_at INTEGER,
+    execute_at INTEGER,
+    running_at INTEGER,
+    completed_at INTEGER,
+    deployment_id TEXT,
+    protocol_version INTEGER,
+    journal_length INTEGER NOT NULL,
+    commands INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    retry_count INTEGER NOT NULL,
+    next_retry_at INTEGER,
+    last_start_at INTEGER,
+    last_attempt_server TEXT,
+    last_failure TEXT,
+    last_failure_code INTEGER,
+    last_failure_command_index INTEGER,
+    last_failure_command_name TEXT,
+    last_failure_command_type INTEGER,
+    waiting BLOB,
+    waiting_version INTEGER,
+    completion_result TEXT,
+    output BLOB,
+    failure_code INTEGER,
+    failure_message TEXT,
+    completion_retention_ms INTEGER NOT NULL,
+    journal_retention_ms INTEGER NOT NULL,
+    last_stored_entry_at INTEGER,
+    trace_id TEXT
+);
+CREATE INDEX IF NOT EXISTS invocation_status ON invocation(status);
+CREATE TABLE IF NOT EXISTS journal (
+    invocation_id BLOB NOT NULL,
+    idx INTEGER NOT NULL,
+    entry_type INTEGER NOT NULL,
+    completion_id INTEGER,
+    signal_idx INTEGER,
+    signal_name TEXT,
+    failed INTEGER NOT NULL DEFAULT 0,
+    raw BLOB NOT NULL,
+    appended_at INTEGER NOT NULL,
+    PRIMARY KEY (invocation_id, idx)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (
+    service TEXT NOT NULL,
+    key TEXT NOT NULL,
+    state_key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (service, key, state_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS vo_lock (
+    service TEXT NOT NULL,
+    key TEXT NOT NULL,
+    invocation_id BLOB NOT NULL,
+    PRIMARY KEY (service, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY,
+    service TEXT NOT NULL,
+    key TEXT NOT NULL,
+    invocation_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inbox_key ON inbox(service, key, seq);
+CREATE TABLE IF NOT EXISTS timer (
+    invocation_id BLOB NOT NULL,
+    kind INTEGER NOT NULL,
+    completion_id INTEGER NOT NULL,
+    due_at INTEGER NOT NULL,
+    PRIMARY KEY (invocation_id, kind, completion_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS timer_due ON timer(due_at);
+CREATE TABLE IF NOT EXISTS idempotency (
+    service TEXT NOT NULL,
+    key TEXT NOT NULL,
+    handler TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    invocation_id BLOB NOT NULL,
+    PRIMARY KEY (service, key, handler, idempotency_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS listener (
+    target_id BLOB NOT NULL,
+    caller_id BLOB NOT NULL,
+    completion_id INTEGER NOT NULL,
+    PRIMARY KEY (target_id, caller_id, completion_id)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(slots=True)
+class InvocationRow:
+    id: bytes
+    id_str: str
+    partition_key: int
+    status: str
+    service: str
+    handler: str
+    key: str
+    service_ty: str
+    handler_ty: str
+    idempotency_key: str | None
+    invoked_by: str
+    invoked_by_service: str | None
+    invoked_by_id: str | None
+    caller_id: bytes | None
+    caller_completion_id: int | None
+    is_send: int
+    created_at: int
+    modified_at: int
+    inboxed_at: int | None
+    scheduled_at: int | None
+    execute_at: int | None
+    running_at: int | None
+    completed_at: int | None
+    deployment_id: str | None
+    protocol_version: int | None
+    journal_length: int
+    commands: int
+    attempt: int
+    retry_count: int
+    next_retry_at: int | None
+    last_start_at: int | None
+    last_attempt_server: str | None
+    last_failure: str | None
+    last_failure_code: int | None
+    last_failure_command_index: int | None
+    last_failure_command_name: str | None
+    last_failure_command_type: int | None
+    waiting: bytes | None
+    waiting_version: int | None
+    completion_result: str | None
+    output: bytes | None
+    failure_code: int | None
+    failure_message: str | None
+    completion_retention_ms: int
+    journal_retention_ms: int
+    last_stored_entry_at: int | None
+    trace_id: str | None
+
+
+_INVOCATION_COLUMNS = [f.name for f in fields(InvocationRow)]
+_INSERT_INVOCATION = (
+    f"INSERT OR REPLACE INTO invocation ({', '.join(_INVOCATION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _INVOCATION_COLUMNS)})"
+)
+_SELECT_INVOCATION = f"SELECT {', '.join(_INVOCATION_COLUMNS)} FROM invocation"
+
+
+@dataclass(slots=True, frozen=True)
+class JournalRow:
+    idx: int
+    entry_type: int
+    completion_id: int | None
+    signal_idx: int | None
+    signal_name: str | None
+    failed: bool
+    raw: bytes
+
+
+class Store:
+    """Typed access to one node's partition store (a SQLite file)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = str(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # The log is the durability boundary; see the module docstring.
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("PRAGMA cache_size=-65536")
+        self._db.execute("PRAGMA temp_store=MEMORY")
+        self._db.executescript(SCHEMA)
+        self._in_tx = False
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        assert not self._in_tx, "nested store transaction"
+        self._db.execute("BEGIN")
+        self._in_tx = True
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._in_tx = False
+
+    # ------------------------------------------------------------------ meta
+
+    def applied_lsn(self) -> int:
+        row = self._db.execute("SELECT v FROM meta WHERE k='applied_lsn'").fetchone()
+        return row[0] if row else 0
+
+    def set_applied_lsn(self, lsn: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('applied_lsn', ?)", (lsn,))
+
+    # ------------------------------------------------------------------ invocations
+
+    def get_invocation(self, invocation_id: bytes) -> InvocationRow | None:
+        row = self._db.execute(_SELECT_INVOCATION + " WHERE id=?", (invocation_id,)).fetchone()
+        return InvocationRow(*row) if row else None
+
+    def put_invocation(self, row: InvocationRow) -> None:
+        self._db.execute(_INSERT_INVOCATION, tuple(getattr(row, c) for c in _INVOCATION_COLUMNS))
+
+    def delete_invocation(self, invocation_id: bytes) -> None:
+        self._db.execute("DELETE FROM invocation WHERE id=?", (invocation_id,))
+        self._db.execute("DELETE FROM journal WHERE invocation_id=?", (invocation_id,))
+
+    def invocations_with_status(self, *statuses: str) -> list[InvocationRow]:
+        marks = ", ".join("?" for _ in statuses)
+        rows = self._db.execute(_SELECT_INVOCATION + f" WHERE status IN ({marks})", statuses)
+        return [InvocationRow(*r) for r in rows]
+
+    # ------------------------------------------------------------------ journal
+
+    def append_journal(
+        self,
+        invocation_id: bytes,
+        idx: int,
+        entry_type: int,
+        raw: bytes,
+        appended_at: int,
+        completion_id: int | None = None,
+        signal_idx: int | None = None,
+        signal_name: str | None = None,
+        failed: bool = False,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO journal (invocation_id, idx, entry_type, completion_id, signal_idx, "
+            "signal_name, failed, raw, appended_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            (invocation_id, idx, entry_type, completion_id, signal_idx, signal_name, int(failed), raw, appended_at),
+        )
+
+    def journal(self, invocation_id: bytes) -> list[JournalRow]:
+        rows = self._db.execute(
+            "SELECT idx, entry_type, completion_id, signal_idx, signal_name, failed, raw "
+            "FROM journal WHERE invocation_id=? ORDER BY idx",
+            (invocation_id,),
+        )
+        return [JournalRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) for r in rows]
+
+    def journal_entry(self, invocation_id: bytes, idx: int) -> JournalRow | None:
+        r = self._db.execute(
+            "SELECT idx, entry_type, completion_id, signal_idx, signal_name, failed, raw "
+            "FROM journal WHERE invocation_id=? AND idx=?",
+            (invocation_id, idx),
+        ).fetchone()
+        return JournalRow(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6]) if r else None
+
+    def notification_ids(self, invocation_id: bytes) -> tuple[dict[int, bool], dict[int, bool], dict[str, bool]]:
+        """The notifications stored for an invocation, as {id: failed} maps for completion
+        ids, signal indexes and signal names."""
+        completions: dict[int, bool] = {}
+        signals: dict[int, bool] = {}
+        named: dict[str, bool] = {}
+        for cid, sidx, sname, failed in self._db.execute(
+            "SELECT completion_id, signal_idx, signal_name, failed FROM journal "
+            "WHERE invocation_id=? AND entry_type >= 32768",
+            (invocation_id,),
+        ):
+            if cid is not None:
+                completions[cid] = bool(failed)
+            elif sidx is not None:
+                signals[sidx] = bool(failed)
+            elif sname is not None:
+                named[sname] = bool(failed)
+        return completions, signals, named
+
+    def delete_journal(self, invocation_id: bytes) -> None:
+        self._db.execute("DELETE FROM journal WHERE invocation_id=?", (invocation_id,))
+
+    # ------------------------------------------------------------------ state
+
+    def get_state(self, service: str, key: str, state_key: bytes) -> bytes | None:
+        r = self._db.execute(
+            "SELECT value FROM state WHERE service=? AND key=? AND state_key=?",
+            (service, key, state_key),
+        ).fetchone()
+        return r[0] if r else None
+
+    def all_state(self, service: str, key: str) -> list[tuple[bytes, bytes]]:
+        return list(
+            self._db.execute(
+                "SELECT state_key, value FROM state WHERE service=? AND key=? ORDER BY state_key",
+                (service, key),
+            )
+        )
+
+    def state_keys(self, service: str, key: str) -> list[bytes]:
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT state_key FROM state WHERE service=? AND key=? ORDER BY state_key",
+                (service, key),
+            )
+        ]
+
+    def set_state(self, service: str, key: str, state_key: bytes, value: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO state (service, key, state_key, value) VALUES (?,?,?,?)",
+            (service, key, state_key, value),
+        )
+
+    def clear_state(self, service: str, key: str, state_key: bytes) -> None:
+        self._db.execute(
+            "DELETE FROM state WHERE service=? AND key=? AND state_key=?", (service, key, state_key)
+        )
+
+    def clear_all_state(self, service: str, key: str) -> None:
+        self._db.execute("DELETE FROM state WHERE service=? AND key=?", (service, key))
+
+    # ------------------------------------------------------------------ locks and inbox
+
+    def lock_holder(self, service: str, key: str) -> bytes | None:
+        r = self._db.execute(
+            "SELECT invocation_id FROM vo_lock WHERE service=? AND key=?", (service, key)
+        ).fetchone()
+        return r[0] if r else None
+
+    def lock(self, service: str, key: str, invocation_id: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO vo_lock (service, key, invocation_id) VALUES (?,?,?)",
+            (service, key, invocation_id),
+        )
+
+    def unlock(self, service: str, key: str) -> None:
+        self._db.execute("DELETE FROM vo_lock WHERE service=? AND key=?", (service, key))
+
+    def enqueue_inbox(self, service: str, key: str, invocation_id: bytes, created_at: int) -> None:
+        self._db.execute(
+            "INSERT INTO inbox (service, key, invocation_id, created_at) VALUES (?,?,?,?)",
+            (service, key, invocation_id, created_at),
+        )
+
+    def pop_inbox(self, service: str, key: str) -> bytes | None:
+        r = self._db.execute(
+            "SELECT seq, invocation_id FROM inbox WHERE service=? AND key=? ORDER BY seq LIMIT 1",
+            (service, key),
+        ).fetchone()
+        if r is None:
+            return None
+        self._db.execute("DELETE FROM inbox WHERE seq=?", (r[0],))
+        return r[1]
+
+    # ------------------------------------------------------------------ timers
+
+    def put_timer(self, invocation_id: bytes, kind: int, completion_id: int, due_at: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO timer (invocation_id, kind, completion_id, due_at) VALUES (?,?,?,?)",
+            (invocation_id, kind, completion_id, due_at),
+        )
+
+    def delete_timer(self, invocation_id: bytes, kind: int, completion_id: int) -> bool:
+        cur = self._db.execute(
+            "DELETE FROM timer WHERE invocation_id=? AND kind=? AND completion_id=?",
+            (invocation_id, kind, completion_id),
+        )
+        return cur.rowcount > 0
+
+    def timers(self) -> list[tuple[int, bytes, int, int]]:
+        """Every timer as (due_at, invocation_id, kind, completion_id), soonest first."""
+        return list(
+            self._db.execute("SELECT due_at, invocation_id, kind, completion_id FROM timer ORDER BY due_at")
+        )
+
+    # ------------------------------------------------------------------ idempotency and listeners
+
+    def put_idempotency(self, service: str, key: str, handler: str, idem: str, invocation_id: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO idempotency (service, key, handler, idempotency_key, invocation_id) "
+            "VALUES (?,?,?,?,?)",
+            (service, key, handler, idem, invocation_id),
+        )
+
+    def add_listener(self, target_id: bytes, caller_id: bytes, completion_id: int) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO listener (target_id, caller_id, completion_id) VALUES (?,?,?)",
+            (target_id, caller_id, completion_id),
+        )
+
+    def take_listeners(self, target_id: bytes) -> list[tuple[bytes, int]]:
+        rows = list(
+            self._db.execute("SELECT caller_id, completion_id FROM listener WHERE target_id=?", (target_id,))
+        )
+        if rows:
+            self._db.execute("DELETE FROM listener WHERE target_id=?", (target_id,))
+        return rows
+
+    # ------------------------------------------------------------------ raw access for introspection
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return list(self._db.execute(sql, params))
