@@ -1,0 +1,1 @@
+"""The perdure server: log, partitions, invoker, ingress and admin."""
