@@ -24,8 +24,12 @@ Fixtures:
 When a test fails, the tail of the log of every helper process it started (or
 that was still running) is attached to the report as a "process logs" section.
 
-A ``perdure_server`` fixture will be added once the perdure server exists; the
-helper class is ready: ``tests.support.PerdureServer``.
+``perdure_server`` (function)
+    A started perdure server (``python -m perdure server``) with its own data dir and free
+    ports; stopped after the test.
+
+``any_server`` (function, parametrized ``perdure`` / ``restate``)
+    One of the two, so a scenario can run against both servers with one test body.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ _REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(_REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(_REPO_ROOT))
 
-from tests.support import REGISTRY, RestateServer, ServiceProcess  # noqa: E402
+from tests.support import REGISTRY, PerdureServer, RestateServer, ServiceProcess  # noqa: E402
 
 
 @pytest.fixture
@@ -52,6 +56,27 @@ def tmp_data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def restate_server(tmp_path: Path):
     server = RestateServer(tmp_path / "restate", log_dir=tmp_path / "logs")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def perdure_server(tmp_path: Path):
+    server = PerdureServer(tmp_path / "perdure", log_dir=tmp_path / "logs")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(params=["perdure", "restate"])
+def any_server(request, tmp_path: Path):
+    cls = PerdureServer if request.param == "perdure" else RestateServer
+    server = cls(tmp_path / request.param, log_dir=tmp_path / "logs")
     server.start()
     try:
         yield server

@@ -17,7 +17,7 @@ from perdure.protocol.ids import DeploymentId
 from perdure.protocol.manifest import ManifestError, parse_manifest
 from perdure.protocol.messages import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
 from perdure.server.config import ServerConfig
-from perdure.server.invoker.transport import DiscoveryError, discover
+from perdure.server.invoker.transport_discovery import DiscoveryError, discover
 from perdure.server.schema import Deployment, RegistrationConflict, Schema, ServiceInfo
 
 __all__ = ["build_admin_app"]
@@ -178,7 +178,7 @@ class Admin:
         if body.get("dry_run"):
             return web.json_response({"id": None, "services": [], "min_protocol_version": manifest.min_protocol_version,
                                       "max_protocol_version": manifest.max_protocol_version}, status=200)
-        http_version = "HTTP/1.1" if use_http_11 else (resp.http_version or "HTTP/2.0")
+        http_version = "HTTP/1.1" if use_http_11 else resp.http_version.value
         try:
             dep, created = self.schema.register(
                 str(DeploymentId.generate()), uri, manifest, http_version, resp.server_header, force=force,
