@@ -156,7 +156,9 @@ class Invoker:
         watchdog: asyncio.TimerHandle | None = None
         try:
             await stream.send(self._start_frames(row, journal, state, version))
-            bidi = deployment.protocol_mode == "BIDI_STREAM" and not self._request_response_forced(row, deployment)
+            # Full duplex needs HTTP/2; over HTTP/1.1 the response only starts once the request ended.
+            bidi = (deployment.protocol_mode == "BIDI_STREAM" and not deployment.use_http_11
+                    and not self._request_response_forced(row, deployment))
             if bidi:
                 writer = asyncio.get_running_loop().create_task(self._write_loop(a, stream))
                 watchdog = self._arm_inactivity(a, stream, row, deployment)
