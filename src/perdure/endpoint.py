@@ -1,0 +1,3 @@
+"""Mirror of `restate.endpoint`."""
+
+from perdure.sdk.endpoint import Endpoint, app  # noqa: F401

@@ -1,0 +1,3 @@
+"""Mirror of `restate.object`."""
+
+from perdure.sdk.service import VirtualObject  # noqa: F401

@@ -1,0 +1,3 @@
+"""Mirror of `restate.retry_policy`."""
+
+from perdure.sdk.retry_policy import InvocationRetryPolicy  # noqa: F401

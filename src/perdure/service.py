@@ -1,0 +1,3 @@
+"""Mirror of `restate.service`."""
+
+from perdure.sdk.service import Service  # noqa: F401

@@ -1,0 +1,3 @@
+"""Mirror of `restate.workflow`."""
+
+from perdure.sdk.service import Workflow  # noqa: F401
