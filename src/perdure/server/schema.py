@@ -94,7 +94,7 @@ class ServiceInfo:
 
     @classmethod
     def from_json(cls, d: dict) -> ServiceInfo:
-        handlers = {h["name"]: HandlerInfo(**h) for h in d.pop("handlers")}
+        handlers = {name: HandlerInfo(**h) for name, h in d.pop("handlers").items()}
         return cls(handlers=handlers, **d)
 
 
