@@ -48,7 +48,7 @@ async def _call_until_answered(session: aiohttp.ClientSession, url: str, key: in
                 body = await r.read()
                 if r.status < 500:
                     return r.status, body
-        except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
             pass
         await asyncio.sleep(0.05)  # back-off between client retries, not synchronisation
     raise AssertionError(f"invocation crash-{key} got no answer in time")

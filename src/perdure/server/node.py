@@ -68,11 +68,20 @@ class Node:
 
 async def run_node(config: ServerConfig) -> None:
     node = Node(config)
-    await node.start()
     stop = asyncio.Event()
+    failure: list[BaseException] = []
+
+    def on_fatal(e: BaseException) -> None:
+        failure.append(e)
+        stop.set()
+
+    await node.start()
+    node.leader.on_fatal = on_fatal
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down")
     await node.stop()
+    if failure:
+        raise SystemExit(70)

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from perdure.protocol.framing import FrameDecoder, ProtocolError, encode_frame
-from perdure.protocol.messages import MessageType, ProtocolVersion, content_type_for, decode_message, pb
+from perdure.protocol.messages import (
+    MessageType,
+    ProtocolVersion,
+    content_type_for,
+    decode_message,
+    pb,
+)
 from perdure.server.config import ServerConfig
 from perdure.server.invoker.transport import InvocationStream, TransportPool
 from perdure.server.invoker.transport_errors import AttemptError

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from perdure.server.log import Log
+from perdure.server.log import Log, LogError
 from perdure.server.partition.effects import (
     AbortAttempt,
     Effect,
@@ -63,6 +63,7 @@ class Leader:
         self._waiters: dict[bytes, list[asyncio.Future[Respond]]] = {}
         self._closed = False
         self.fatal: BaseException | None = None
+        self.on_fatal: Callable[[BaseException], None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -142,11 +143,22 @@ class Leader:
                 await self._flush(batch)
             except asyncio.CancelledError:
                 raise
-            except BaseException as e:  # the log refused the batch (e.g. a full disk)
+            except LogError as e:  # the log refused the batch (e.g. a full disk): nothing was written
                 log.error("log append failed for %d records: %s", len(batch), e)
                 for _, fut in batch:
                     if fut is not None and not fut.done():
                         fut.set_exception(e)
+            except BaseException as e:
+                # Applying a durable record failed: a bug. Going on would skip that record in
+                # the store, so stop; a restart re-applies it from the log.
+                log.critical("applying a durable record failed; stopping the partition", exc_info=e)
+                self.fatal = e
+                for _, fut in batch:
+                    if fut is not None and not fut.done():
+                        fut.set_exception(RuntimeError("the partition stopped after an internal error"))
+                if self.on_fatal is not None:
+                    self.on_fatal(e)
+                return
 
     async def _flush(self, batch: list[tuple[rec.Record, asyncio.Future[ApplyResult] | None]]) -> None:
         payloads = [r.SerializeToString() for r, _ in batch]

@@ -54,16 +54,18 @@ class ApplyResult:
 
 
 def callee_invocation_id(caller_id: bytes, command_index: int, target_key: str, idempotency_key: str,
-                         service: str, handler: str, handler_type: str) -> InvocationId:
+                         service: str, handler: str, service_type: str, handler_type: str) -> InvocationId:
     """The id of an invocation created by a Call/OneWayCall: deterministic, so that
     re-applying the log creates the same callee."""
+    keyed = service_type != "service"
     if handler_type == "workflow":
         return InvocationId.for_workflow(service, target_key)
     if idempotency_key:
-        return InvocationId.for_idempotent_request(service, target_key or None, handler, idempotency_key)
+        return InvocationId.for_idempotent_request(service, target_key if keyed else None, handler,
+                                                   idempotency_key)
     digest = hashlib.sha256(b"call," + caller_id + command_index.to_bytes(4, "big")).digest()
     uuid = int.from_bytes(digest[:16], "big")
-    if target_key:
+    if keyed:
         pk = partition_key_for_key(target_key)
     else:
         pk = int.from_bytes(digest[16:24], "big")
@@ -320,7 +322,7 @@ class StateMachine:
             execute_at = m.invoke_time
         idem = m.idempotency_key if m.HasField("idempotency_key") else ""
         callee = callee_invocation_id(row.id, command_index, m.key, idem, m.service_name, m.handler_name,
-                                      cmd.target_handler_type)
+                                      cmd.target_service_type, cmd.target_handler_type)
         invoke = rec.Invoke(
             invocation_id=callee.to_bytes(),
             service=m.service_name,
