@@ -43,7 +43,7 @@ class Node:
         self.invoker = Invoker(self.leader, self.schema, cfg)
         self.leader.invoker = self.invoker
         self.leader.start()
-        await self._serve(build_admin_app(self.schema, cfg), cfg.admin_bind)
+        await self._serve(build_admin_app(self.schema, cfg, self.invoker.in_flight, leader=self.leader), cfg.admin_bind)
         await self._serve(build_ingress_app(self.leader, self.schema, cfg.max_request_body), cfg.ingress_bind)
         log.info("perdure is ready: ingress on %s:%d, admin on %s:%d, data in %s",
                  *cfg.ingress_bind, *cfg.admin_bind, cfg.data_dir)

@@ -65,11 +65,13 @@ class ServiceInfo:
         return self.ty != "service"
 
     def completion_retention_ms(self, handler: HandlerInfo, idempotent: bool) -> int:
+        """How long a completed invocation's result is kept (for attach, output and duplicates).
+        Restate 1.7 keeps every completed invocation 24 hours by default, idempotent or not."""
         if handler.ty == "workflow":
             return handler.workflow_completion_retention_ms or DAY_MS
         if idempotent:
             return handler.idempotency_retention_ms or self.idempotency_retention_ms or DAY_MS
-        return 0
+        return DAY_MS
 
     def journal_retention(self, handler: HandlerInfo) -> int:
         v = handler.journal_retention_ms

@@ -19,59 +19,7 @@ from perdure.server.partition.effects import (
     StartAttempt,
 )
 from perdure.server.partition.generated import records_pb2 as rec
-from perdure.server.partition.state_machine import StateMachine
-from perdure.server.partition.store import Store
-
-
-class Harness:
-    def __init__(self, path) -> None:
-        self.store = Store(path)
-        self.sm = StateMachine(self.store)
-        self.lsn = 0
-        self.clock = 1_700_000_000_000
-
-    def apply(self, record: rec.Record):
-        self.lsn += 1
-        self.clock += 1
-        record.timestamp_ms = self.clock
-        with self.store.transaction():
-            result = self.sm.apply(self.lsn, record)
-            self.store.set_applied_lsn(self.lsn)
-        return result
-
-    def invoke(self, service="Greeter", handler="greet", key="", body=b'"x"', service_type="service",
-               handler_type="", idem="", iid: InvocationId | None = None, is_send=False, execute_at=0):
-        iid = iid or InvocationId.generate()
-        r = self.apply(rec.Record(invoke=rec.Invoke(
-            invocation_id=iid.to_bytes(), service=service, handler=handler, key=key, input=body,
-            service_type=service_type, handler_type=handler_type, idempotency_key=idem, is_send=is_send,
-            execute_at_ms=execute_at)))
-        return iid.to_bytes(), r
-
-    def effect(self, iid: bytes, attempt: int = 0, **kw):
-        return self.apply(rec.Record(effect=rec.InvokerEffect(invocation_id=iid, attempt=attempt, **kw)))
-
-    def command(self, iid: bytes, msg, attempt: int = 0, **extra):
-        from perdure.protocol.messages import message_type_of
-
-        return self.effect(iid, attempt, command=rec.JournalCommand(
-            message_type=message_type_of(msg), payload=msg.SerializeToString(), **extra))
-
-    def run_proposal(self, iid: bytes, cid: int, value: bytes, attempt: int = 0, ack: bool = False):
-        m = pb.ProposeRunCompletionMessage(result_completion_id=cid, value=value)
-        return self.effect(iid, attempt, run_proposal=rec.RunProposal(
-            completion_id=cid, payload=m.SerializeToString(), requested_ack=ack))
-
-    def output(self, iid: bytes, value: bytes, attempt: int = 0):
-        self.command(iid, pb.OutputCommandMessage(value=pb.Value(content=value)), attempt)
-        return self.effect(iid, attempt, end=rec.End())
-
-
-@pytest.fixture
-def h(tmp_path):
-    harness = Harness(tmp_path / "store.db")
-    yield harness
-    harness.store.close()
+from tests.server.partition.harness import Harness
 
 
 def kinds(result):

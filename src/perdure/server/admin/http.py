@@ -1,7 +1,9 @@
-"""The admin HTTP API (default port 9070): deployments, services, health, version.
+"""The admin HTTP API (default port 9070): deployments, services, invocations, health, version.
 
 Shapes follow shared/design/protocol.md section 5. Errors are `{"message": ..., "restate_code":
-...}` with a status a person can act on.
+...}` with a status a person can act on. Every operation on an invocation (cancel, kill,
+purge, purge-journal, pause, resume) is one `ManageInvocation` record through the log, so it
+survives a crash and replays like everything else; its answer is what applying it did.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from perdure._version import __version__
-from perdure.protocol.ids import DeploymentId
+from perdure.protocol.ids import DeploymentId, InvalidId, InvocationId
 from perdure.protocol.manifest import ManifestError, parse_manifest
 from perdure.protocol.messages import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
+from perdure.server.admin.query import add_query_routes
 from perdure.server.config import ServerConfig
 from perdure.server.invoker.transport_discovery import DiscoveryError, discover
+from perdure.server.partition.effects import ManageOutcome
+from perdure.server.partition.generated import records_pb2 as rec
+from perdure.server.partition.leader import Leader
 from perdure.server.schema import Deployment, RegistrationConflict, Schema, ServiceInfo
 
 __all__ = ["build_admin_app"]
@@ -123,10 +129,42 @@ def deployment_json(d: Deployment, schema: Schema, config: ServerConfig, full: b
     return out
 
 
+_OPS = {
+    "cancel": rec.CANCEL,
+    "kill": rec.KILL,
+    "purge": rec.PURGE,
+    "purge-journal": rec.PURGE_JOURNAL,
+    "pause": rec.PAUSE,
+    "resume": rec.RESUME,
+}
+
+
+def _manage_answer(outcome: ManageOutcome, op: int, iid: str) -> web.Response:
+    """The HTTP answer Restate gives for each outcome (status codes and messages as of 1.7)."""
+    if outcome == ManageOutcome.DONE or outcome == ManageOutcome.ALREADY_PAUSED:
+        return web.Response(status=200)
+    if outcome == ManageOutcome.ACCEPTED:
+        return web.Response(status=202)
+    if outcome == ManageOutcome.NOT_FOUND:
+        return _error(404, f"The requested invocation '{iid}' does not exist")
+    if outcome == ManageOutcome.ALREADY_COMPLETED:
+        return _error(409, f"The invocation '{iid}' was already completed.")
+    if outcome == ManageOutcome.NOT_COMPLETED:
+        return _error(409, f"The invocation '{iid}' is not yet completed.")
+    if outcome == ManageOutcome.NOT_RUNNING:
+        return _error(409, f"The invocation '{iid}' is not running, cannot be paused.")
+    if outcome == ManageOutcome.NOT_STARTED:
+        return _error(425, f"The invocation '{iid}' is either inboxed or scheduled, cannot be resumed.")
+    if outcome == ManageOutcome.COMPLETED:
+        return _error(409, f"The invocation '{iid}' is completed, cannot be resumed.")
+    raise AssertionError(f"unhandled outcome {outcome} of operation {op}")
+
+
 class Admin:
-    def __init__(self, schema: Schema, config: ServerConfig) -> None:
+    def __init__(self, schema: Schema, config: ServerConfig, leader: Leader | None = None) -> None:
         self.schema = schema
         self.config = config
+        self.leader = leader
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({})
@@ -217,6 +255,77 @@ class Admin:
         self.schema.remove_deployment(dep_id)
         return web.Response(status=202)
 
+    # ------------------------------------------------------------------ invocations
+
+    def _parse_invocation_id(self, text: str) -> InvocationId | web.Response:
+        try:
+            return InvocationId.parse(text)
+        except InvalidId as e:
+            return _error(400, f"The request field 'invocation_id' is invalid. Reason: {e}")
+
+    async def _manage(self, iid: InvocationId, op: int, resume_deployment_id: str = "") -> ManageOutcome:
+        assert self.leader is not None
+        record = rec.Record(manage=rec.ManageInvocation(
+            invocation_id=iid.to_bytes(), op=op, resume_deployment_id=resume_deployment_id))
+        result = await self.leader.propose(record)
+        assert result.manage is not None
+        return result.manage
+
+    async def patch_invocation(self, request: web.Request) -> web.Response:
+        op_name = request.match_info["op"]
+        op = _OPS.get(op_name)
+        if op is None:
+            return _error(404, f"unknown invocation operation '{op_name}'; use one of {', '.join(_OPS)}")
+        iid = self._parse_invocation_id(request.match_info["id"])
+        if isinstance(iid, web.Response):
+            return iid
+        deployment = ""
+        if op == rec.RESUME:
+            choice = request.query.get("deployment", "keep")
+            resolved = self._resume_deployment(iid, choice)
+            if isinstance(resolved, web.Response):
+                return resolved
+            deployment = resolved
+        try:
+            outcome = await self._manage(iid, op, deployment)
+        except OSError as e:
+            return _error(503, f"the invocation operation could not be persisted: {e}")
+        return _manage_answer(outcome, op, str(iid))
+
+    def _resume_deployment(self, iid: InvocationId, choice: str) -> str | web.Response:
+        """The deployment id to pin on resume: "" keeps the pinned one."""
+        if choice in ("", "keep"):
+            return ""
+        if choice == "latest":
+            assert self.leader is not None
+            row = self.leader.store.get_invocation(iid.to_bytes())
+            if row is None:
+                return ""  # applying the record answers 404
+            dep = self.schema.deployment_for(row.service)
+            if dep is None:
+                return _error(400, f"no deployment is registered for service {row.service}")
+            return dep.id
+        if choice not in self.schema.deployments:
+            return _error(400, f"The request field 'deployment' is invalid. Reason: deployment {choice!r} "
+                               "not found; use keep, latest or the id of a registered deployment")
+        return choice
+
+    async def delete_invocation(self, request: web.Request) -> web.Response:
+        """Deprecated `DELETE /invocations/{id}?mode=cancel|kill|purge`: always 202 once stored."""
+        iid = self._parse_invocation_id(request.match_info["id"])
+        if isinstance(iid, web.Response):
+            return iid
+        mode = request.query.get("mode", "cancel").lower()
+        op = {"cancel": rec.CANCEL, "kill": rec.KILL, "purge": rec.PURGE}.get(mode)
+        if op is None:
+            return _error(400, f"The request field 'mode' is invalid. Reason: unknown mode {mode!r}; "
+                               "use cancel, kill or purge")
+        try:
+            await self._manage(iid, op)
+        except OSError as e:
+            return _error(503, f"the invocation operation could not be persisted: {e}")
+        return web.Response(status=202)
+
     async def list_services(self, request: web.Request) -> web.Response:
         return web.json_response({"services": [service_json(s, self.config) for s in self.schema.services.values()]})
 
@@ -227,9 +336,13 @@ class Admin:
         return web.json_response(service_json(s, self.config))
 
 
-def build_admin_app(schema: Schema, config: ServerConfig) -> web.Application:
-    admin = Admin(schema, config)
+def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
+                    leader: Leader | None = None) -> web.Application:
+    """The admin app. Without a `leader` (tests of the registry alone) the invocation routes
+    are absent."""
+    admin = Admin(schema, config, leader)
     app = web.Application(client_max_size=1024 * 1024)
+    add_query_routes(app, config.data_dir, in_flight)
     for prefix in ("", "/v2", "/v3"):
         r = app.router
         r.add_get(prefix + "/health", admin.health)
@@ -240,4 +353,7 @@ def build_admin_app(schema: Schema, config: ServerConfig) -> web.Application:
         r.add_delete(prefix + "/deployments/{id}", admin.delete_deployment)
         r.add_get(prefix + "/services", admin.list_services)
         r.add_get(prefix + "/services/{name}", admin.get_service)
+        if leader is not None:
+            r.add_patch(prefix + "/invocations/{id}/{op}", admin.patch_invocation)
+            r.add_delete(prefix + "/invocations/{id}", admin.delete_invocation)
     return app

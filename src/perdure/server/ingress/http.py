@@ -1,8 +1,11 @@
-"""The ingress HTTP API (default port 8080): call and send handlers, resolve awakeables.
+"""The ingress HTTP API (default port 8080): call and send handlers, attach to invocations
+and read their output, resolve awakeables.
 
-Paths and answers follow shared/design/protocol.md section 4. Every request is turned into
-one record proposed to the leader; the caller is answered only after that record is durable
-(sends) or after the invocation completed (calls).
+Paths and answers follow shared/design/protocol.md section 4. Every call, send and awakeable
+completion is turned into one record proposed to the leader; the caller is answered only after
+that record is durable (sends) or after the invocation completed (calls). Attach and output only
+read the store: an attached client waits in this process, so after a restart the client's new
+request attaches again.
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition
 from perdure.server.partition.effects import InvokeOutcome, Respond
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.leader import Leader, now_ms
+from perdure.server.partition.state_machine import respond_of
+from perdure.server.partition.status import COMPLETED
+from perdure.server.partition.store import InvocationRow
 from perdure.server.schema import Schema
 
 __all__ = ["build_ingress_app"]
@@ -38,17 +44,38 @@ class IngressError(Exception):
         self.message = message
 
 
-def error_response(status: int, message: str, source: str = "ingress") -> web.Response:
+def _compact(value) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def error_response(status: int, message: str, source: str = "ingress",
+                   headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
-        body=json.dumps({"code": status, "message": message, "source": source}).encode(),
+        body=_compact({"code": status, "message": message, "source": source}).encode(),
         content_type="application/json",
-        headers={"x-restate-error-source": source},
+        headers={**(headers or {}), "x-restate-error-source": source},
     )
 
 
-def _rfc3339(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _execution_time(ms: int) -> str:
+    """`executionTime` of a delayed send, as Restate writes it: nanoseconds and `Z`."""
+    stamp = datetime.fromtimestamp(ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{ms % 1000:03d}000000Z"
+
+
+def _expires(ms: int) -> str:
+    """`idempotency-expires`, as Restate writes it: milliseconds and `+00:00`."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+_BAD_INVOCATION_PATH = (
+    "bad path, expected either /restate/invocation/:invocation_id/output or "
+    "/restate/invocation/:invocation_id/attach or /restate/invocation/:invocation_target/:idempotency_key/output "
+    "or /restate/invocation/:invocation_target/:idempotency_key/attach"
+)
+_NOT_RETAINED = ("the output can only be read for invocations created with an idempotency key, "
+                 "or for workflow methods")
 
 
 _FRIENDLY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|msec|millis|milliseconds?|s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?)\s*$", re.I)
@@ -118,7 +145,73 @@ class Ingress:
             return await self._complete_awakeable(request, rest[1], rest[2] == "resolve")
         if rest and rest[0] in ("call", "send") and request.method in ("GET", "POST"):
             return await self._invoke(request, rest[1:], rest[0] == "send")
+        if rest and rest[0] == "invocation":
+            self._require(request, "GET")
+            iid, mode = self._invocation_path(rest[1:])
+            return await self._attach_or_output(iid, mode)
+        if len(rest) == 4 and rest[0] == "workflow" and rest[3] in ("attach", "output"):
+            self._require(request, "GET")
+            return await self._attach_or_output(InvocationId.for_workflow(rest[1], rest[2]), rest[3])
+        if len(rest) == 2 and rest[0] in ("attach", "output"):
+            self._require(request, "GET")
+            return await self._attach_or_output(_parse_invocation_id(rest[1]), rest[0])
+        if len(rest) == 1 and rest[0] in ("attach", "output", "lookup"):
+            self._require(request, "POST")
+            iid = _target_of(await request.read())
+            if rest[0] == "lookup":
+                return web.json_response({"invocationId": str(iid)}, dumps=_compact)
+            return await self._attach_or_output(iid, rest[0])
         raise IngressError(404, f"no such endpoint: {request.path}")
+
+    @staticmethod
+    def _require(request: web.Request, method: str) -> None:
+        if request.method != method:
+            raise IngressError(405, "method not allowed")
+
+    @staticmethod
+    def _invocation_path(parts: list[str]) -> tuple[InvocationId, str]:
+        """`{id}/{op}`, `{service}/{handler}/{idempotency key}/{op}` or
+        `{service}/{key}/{handler}/{idempotency key}/{op}` with op attach or output."""
+        if not parts or parts[-1] not in ("attach", "output"):
+            raise IngressError(400, _BAD_INVOCATION_PATH)
+        op, target = parts[-1], parts[:-1]
+        if len(target) == 1:
+            return _parse_invocation_id(target[0]), op
+        if len(target) == 3:
+            return InvocationId.for_idempotent_request(target[0], None, target[1], target[2]), op
+        if len(target) == 4:
+            return InvocationId.for_idempotent_request(target[0], target[1], target[2], target[3]), op
+        raise IngressError(400, _BAD_INVOCATION_PATH)
+
+    # ------------------------------------------------------------------ attach and output
+
+    async def _attach_or_output(self, iid: InvocationId, mode: str) -> web.Response:
+        id_bytes = iid.to_bytes()
+        headers = {"x-restate-id": str(iid)}
+        row = self.leader.store.get_invocation(id_bytes)
+        if mode == "output":
+            if row is None:
+                raise IngressError(404, "invocation not found")
+            if not _retained(row):
+                raise IngressError(400, _NOT_RETAINED)
+            if row.status != COMPLETED:
+                raise IngressError(470, "the invocation exists but has not completed yet")
+            return self._result_response(respond_of(row, stored=True), self._handler_of(row), headers)
+        if row is None:
+            return error_response(404, "not found", source="invocation", headers=headers)
+        if row.status == COMPLETED:
+            return self._result_response(respond_of(row, stored=True), self._handler_of(row), headers)
+        # No await between reading the row and registering: the completion cannot slip between.
+        waiter = self.leader.wait_for_result(id_bytes)
+        try:
+            done: Respond = await waiter
+        finally:
+            self.leader.forget_waiter(id_bytes, waiter)
+        return self._result_response(done, self._handler_of(row), headers)
+
+    def _handler_of(self, row: InvocationRow):
+        svc = self.schema.service(row.service)
+        return svc.handlers.get(row.handler) if svc is not None else None
 
     # ------------------------------------------------------------------ invoke
 
@@ -184,18 +277,19 @@ class Ingress:
             status = "Accepted" if result.outcome == InvokeOutcome.CREATED else "PreviouslyAccepted"
             payload = {"invocationId": str(iid), "status": status}
             if delay_ms:
-                payload["executionTime"] = _rfc3339(now + delay_ms)
-            return web.json_response(payload, status=202, headers=id_header)
+                payload["executionTime"] = _execution_time(now + delay_ms)
+            return web.json_response(payload, status=202, headers=id_header, dumps=_compact)
 
         waiter = self.leader.wait_for_result(id_bytes)
         try:
             result = await self.leader.propose(record)
             if result.outcome == InvokeOutcome.WORKFLOW_ALREADY_INVOKED:
-                return error_response(409, "the workflow method was already invoked", source="invocation")
+                return error_response(409, "the workflow method was already invoked", source="invocation",
+                                      headers=id_header)
             done: Respond = await waiter
         finally:
             self.leader.forget_waiter(id_bytes, waiter)
-        return self._result_response(done, handler, id_header, idem or handler.ty == "workflow")
+        return self._result_response(done, handler, id_header)
 
     def _validate_input(self, handler, request: web.Request, body: bytes) -> None:
         rules = handler.input
@@ -209,18 +303,20 @@ class Ingress:
         if rules.get("required") and not body:
             raise IngressError(400, f"{handler.name} requires a request body")
 
-    def _result_response(self, done: Respond, handler, headers: dict[str, str], retained: bool) -> web.Response:
-        if retained and done.retention_ms:
-            headers = {**headers, "idempotency-expires": _rfc3339(done.completed_at + done.retention_ms)}
+    def _result_response(self, done: Respond, handler, headers: dict[str, str]) -> web.Response:
+        # Restate names the expiry only when it answers from a stored result (a duplicate
+        # request, attach or output after completion), not when the invocation just completed.
+        if done.stored and done.retention_ms:
+            headers = {**headers, "idempotency-expires": _expires(done.completed_at + done.retention_ms)}
         if not done.success:
             status = done.code if 100 <= done.code <= 599 else 500
             return web.Response(
                 status=status,
-                body=json.dumps({"code": done.code, "message": done.message, "source": "invocation"}).encode(),
+                body=_compact({"code": done.code, "message": done.message, "source": "invocation"}).encode(),
                 content_type="application/json",
                 headers={**headers, "x-restate-error-source": "invocation"},
             )
-        out = handler.output or {}
+        out = (handler.output if handler is not None else None) or {}
         ct = out.get("content_type") or "application/json"
         if done.value or out.get("set_content_type_if_empty"):
             return web.Response(status=200, body=done.value, headers={**headers, "content-type": ct})
@@ -242,6 +338,49 @@ class Ingress:
             sig.failure.message = body.decode("utf-8", "replace")
         await self.leader.propose(rec.Record(signal=sig))
         return web.Response(status=202)
+
+
+def _parse_invocation_id(text: str) -> InvocationId:
+    try:
+        return InvocationId.parse(text)
+    except InvalidId as e:
+        raise IngressError(400, f"bad invocation id '{text}': {e}") from None
+
+
+def _retained(row: InvocationRow) -> bool:
+    """Whether the invocation's result is kept after it completes, so output can return it."""
+    return bool(row.completion_retention_ms or row.idempotency_key or row.handler_ty == "workflow")
+
+
+def _target_of(body: bytes) -> InvocationId:
+    """The invocation a `POST /restate/attach|output|lookup` body names (protocol.md section 4.2)."""
+    try:
+        target = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IngressError(400, f"cannot read body: invalid JSON: {e}") from None
+    if not isinstance(target, dict):
+        raise IngressError(400, "cannot read body: expected a JSON object with a \"target\" field")
+    kind = target.get("target")
+
+    def field(name: str, optional: bool = False) -> str | None:
+        value = target.get(name)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise IngressError(400, f"cannot read body: \"{name}\" must be a string for target {kind!r}")
+        return value
+
+    if kind == "invocation":
+        return _parse_invocation_id(field("invocationId") or "")
+    if kind == "workflow":
+        return InvocationId.for_workflow(field("workflowName") or "", field("workflowKey") or "",
+                                         scope=field("scope", optional=True))
+    if kind == "idempotentInvocation":
+        return InvocationId.for_idempotent_request(
+            field("service") or "", field("key", optional=True), field("handler") or "",
+            field("idempotencyKey") or "", scope=field("scope", optional=True))
+    raise IngressError(400, f"cannot read body: unknown target {kind!r}, expected one of "
+                            "`workflow`, `idempotentInvocation`, `invocation`")
 
 
 def build_ingress_app(leader: Leader, schema: Schema, max_body: int) -> web.Application:

@@ -6,7 +6,9 @@ proposed to the leader, in arrival order. Notifications the state machine produc
 attempt runs arrive through `send()` and are written to the open request stream (BIDI mode).
 Any failure of the exchange (transport, status, malformed frame, a stream that ends without
 End/Suspension/Error) becomes an `AttemptFailed` record, and the state machine schedules the
-retry.
+retry. So does a command the handler may not issue (protocol.md section 3.9: state writes
+outside exclusive and workflow-run handlers, state reads without a key, promises outside
+workflows, unparsable ids): it is not stored, and the failure names it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from perdure.protocol.framing import FrameDecoder, ProtocolError, encode_frame
+from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId
 from perdure.protocol.messages import (
     MessageType,
     ProtocolVersion,
@@ -31,6 +34,7 @@ from perdure.server.config import ServerConfig
 from perdure.server.invoker.transport import InvocationStream, TransportPool
 from perdure.server.invoker.transport_errors import AttemptError
 from perdure.server.partition.generated import records_pb2 as rec
+from perdure.server.partition.invocation_queries import target_invocation_id
 from perdure.server.partition.leader import Leader, now_ms
 from perdure.server.schema import Deployment, Schema
 
@@ -44,8 +48,58 @@ _ALLOWED_FROM_SDK = frozenset(
 )
 
 
+_STATE_WRITES = frozenset({T.SET_STATE_COMMAND, T.CLEAR_STATE_COMMAND, T.CLEAR_ALL_STATE_COMMAND})
+_STATE_READS = frozenset({T.GET_LAZY_STATE_COMMAND, T.GET_LAZY_STATE_KEYS_COMMAND, T.GET_EAGER_STATE_COMMAND,
+                          T.GET_EAGER_STATE_KEYS_COMMAND})
+_PROMISE_COMMANDS = frozenset({T.GET_PROMISE_COMMAND, T.PEEK_PROMISE_COMMAND, T.COMPLETE_PROMISE_COMMAND})
+
+
 class AttemptAborted(Exception):
     """The attempt must stop: a fault on our side or an explicit abort."""
+
+
+class CommandRejected(Exception):
+    """The handler sent a command it may not issue; the attempt fails without storing it."""
+
+    def __init__(self, command_type: int, command_index: int, reason: str) -> None:
+        self.command_type = command_type
+        self.command_index = command_index
+        entry = MessageType(command_type).entry_name
+        super().__init__(f"cannot process command {entry} (command index {command_index}) because of a "
+                         f"failed precondition: {reason}")
+
+
+def check_command(row, mtype: int, msg, command_index: int) -> None:
+    """Raise CommandRejected if the invocation `row` may not issue this command."""
+    if mtype in _STATE_WRITES:
+        writer = (row.service_ty == "virtual_object" and row.handler_ty == "exclusive") or (
+            row.handler_ty == "workflow")
+        if not writer:
+            raise CommandRejected(mtype, command_index,
+                                  "unsupported entry type, this handler type cannot write state")
+    elif mtype in _STATE_READS:
+        if row.service_ty == "service":
+            raise CommandRejected(mtype, command_index,
+                                  "unsupported entry type, a service without a key has no state")
+    elif mtype in _PROMISE_COMMANDS:
+        if row.service_ty != "workflow":
+            raise CommandRejected(mtype, command_index,
+                                  "unsupported entry type, only workflows have durable promises")
+    elif mtype == T.SEND_SIGNAL_COMMAND:
+        try:
+            InvocationId.parse(msg.target_invocation_id)
+        except InvalidId as e:
+            raise CommandRejected(mtype, command_index, f"bad target invocation id: {e}") from None
+    elif mtype == T.COMPLETE_AWAKEABLE_COMMAND:
+        try:
+            AwakeableId.parse(msg.awakeable_id)
+        except InvalidId as e:
+            raise CommandRejected(mtype, command_index, f"bad awakeable id: {e}") from None
+    elif mtype in (T.ATTACH_INVOCATION_COMMAND, T.GET_INVOCATION_OUTPUT_COMMAND):
+        try:
+            target_invocation_id(msg)
+        except InvalidId as e:
+            raise CommandRejected(mtype, command_index, f"bad target invocation: {e}") from None
 
 
 @dataclass(slots=True, eq=False)
@@ -57,6 +111,7 @@ class Attempt:
     task: asyncio.Task | None = None
     request_open: bool = True
     last_activity: float = field(default_factory=time.monotonic)
+    next_command_index: int = 0  # the command index the next command from the deployment gets
 
 
 class Invoker:
@@ -90,7 +145,7 @@ class Invoker:
             handler = svc.handlers.get(row.handler)
             if handler is not None and not svc.lazy_state(handler):
                 state = self.leader.store.all_state(row.service, row.key)
-        attempt = Attempt(invocation_id, row.attempt)
+        attempt = Attempt(invocation_id, row.attempt, next_command_index=row.commands)
         self._attempts[invocation_id] = attempt
         attempt.task = asyncio.get_running_loop().create_task(
             self._run(attempt, row, journal, state), name=f"attempt-{row.id_str}-{row.attempt}"
@@ -197,6 +252,10 @@ class Invoker:
             raise
         except AttemptError as e:
             self._fail(a, effect, row, e.reason, e.retry_after, server=server_header or e.server)
+        except CommandRejected as e:
+            log.warning("invocation %s (%s) attempt %d: %s", row.id_str, target, a.attempt, e)
+            stream.reset()
+            self._fail(a, effect, row, str(e), None, server=server_header, related_command=e)
         except ProtocolError as e:
             log.warning("invocation %s (%s) attempt %d: protocol error from deployment: %s",
                         row.id_str, target, a.attempt, e)
@@ -224,6 +283,8 @@ class Invoker:
         mtype = frame.type
         if 0x0400 <= mtype <= 0x7FFF:
             msg = decode_message(mtype, frame.payload, version)  # reject garbage before storing it
+            check_command(row, mtype, msg, a.next_command_index)
+            a.next_command_index += 1
             cmd = rec.JournalCommand(message_type=mtype, payload=frame.payload, requested_ack=frame.requested_ack)
             if mtype in (T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND):
                 self._resolve_call_target(msg, cmd)
@@ -279,10 +340,14 @@ class Invoker:
         cmd.target_completion_retention_ms = svc.completion_retention_ms(handler, idem)
 
     def _fail(self, a: Attempt, effect, row, reason: str, retry_after: float | None, *, code: int = 500,
-              server: str | None = None, stacktrace: str = "") -> None:
+              server: str | None = None, stacktrace: str = "",
+              related_command: CommandRejected | None = None) -> None:
         self._forget(a)
-        failed = rec.AttemptFailed(code=code, message=reason, transport=True, deployment_server=server or "",
-                                   stacktrace=stacktrace)
+        failed = rec.AttemptFailed(code=code, message=reason, transport=related_command is None,
+                                   deployment_server=server or "", stacktrace=stacktrace)
+        if related_command is not None:
+            failed.related_command_index = related_command.command_index
+            failed.related_command_type = related_command.command_type
         if retry_after is not None:
             failed.next_retry_delay_ms = int(retry_after * 1000)
         log.info("invocation %s attempt %d failed: %s", row.id_str, a.attempt, reason)

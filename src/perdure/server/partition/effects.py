@@ -14,6 +14,7 @@ __all__ = [
     "AbortAttempt",
     "Effect",
     "InvokeOutcome",
+    "ManageOutcome",
     "Respond",
     "ScheduleRetry",
     "ScheduleTimer",
@@ -26,6 +27,8 @@ __all__ = [
 class TimerKind(enum.IntEnum):
     SLEEP = 1
     SCHEDULED_START = 3
+    # A completed invocation's retention ran out: forget it (and a workflow's promises and state).
+    RETENTION = 4
 
 
 class InvokeOutcome(enum.Enum):
@@ -35,6 +38,20 @@ class InvokeOutcome(enum.Enum):
     DUPLICATE_RUNNING = "duplicate_running"
     DUPLICATE_COMPLETED = "duplicate_completed"
     WORKFLOW_ALREADY_INVOKED = "workflow_already_invoked"
+
+
+class ManageOutcome(enum.Enum):
+    """What applying a ManageInvocation record did; the admin API turns it into an answer."""
+
+    DONE = "done"                            # 200: the operation took effect
+    ACCEPTED = "accepted"                    # 202: under way (cancel signal appended, pausing)
+    NOT_FOUND = "not_found"                  # 404
+    ALREADY_COMPLETED = "already_completed"  # 409 cancel/kill of a completed invocation
+    NOT_COMPLETED = "not_completed"          # 409 purge of an invocation still in flight
+    NOT_RUNNING = "not_running"              # 409 pause of an invocation that is not running
+    ALREADY_PAUSED = "already_paused"        # 200
+    NOT_STARTED = "not_started"              # 425 resume of an inboxed or scheduled invocation
+    COMPLETED = "completed"                  # 409 resume of a completed invocation
 
 
 @dataclass(slots=True, frozen=True)
@@ -58,7 +75,8 @@ class AbortAttempt:
 
 @dataclass(slots=True, frozen=True)
 class Respond:
-    """The invocation completed: answer whoever waits on it in this process."""
+    """The invocation completed: answer whoever waits on it in this process. `stored` tells a
+    result read back from a completed invocation (a duplicate request) from a fresh one."""
 
     invocation_id: bytes
     success: bool
@@ -67,6 +85,7 @@ class Respond:
     message: str
     completed_at: int
     retention_ms: int
+    stored: bool = False
 
 
 @dataclass(slots=True, frozen=True)

@@ -5,21 +5,27 @@ store, and it performs no I/O besides store writes. Applying the same log to an 
 therefore gives the same store. The leader turns the returned effects into I/O.
 
 Semantics follow shared/design/protocol.md section 3.9 (what the server does for each
-command) and section 3.8 (suspension and resumption).
+command) and section 3.8 (suspension and resumption). This module holds the core (invocations,
+journal, calls, state, timers, signals, completion); the rest of the table of contents is
+`promises` (workflow promise commands), `invocation_queries` (AttachInvocation and
+GetInvocationOutput) and `lifecycle` (cancel, kill, purge, pause, resume).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from perdure.protocol.framing import encode_frame
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition_key_for_key
 from perdure.protocol.messages import MessageType, ProtocolVersion, pb
+from perdure.server.partition import invocation_queries, lifecycle, promises
 from perdure.server.partition.effects import (
     Effect,
     InvokeOutcome,
+    ManageOutcome,
     Respond,
     ScheduleRetry,
     ScheduleTimer,
@@ -28,22 +34,23 @@ from perdure.server.partition.effects import (
     TimerKind,
 )
 from perdure.server.partition.generated import records_pb2 as rec
+from perdure.server.partition.notification_results import set_value
 from perdure.server.partition.retry import RetryPolicy
-from perdure.server.partition.store import InvocationRow, Store
+from perdure.server.partition.status import (
+    COMPLETED,
+    INBOXED,
+    INVOKED,
+    PAUSED,
+    SCHEDULED,
+    SUSPENDED,
+)
+from perdure.server.partition.store import InvocationRow, ListenerKind, Store
 
-__all__ = ["ApplyResult", "StateMachine", "callee_invocation_id"]
+__all__ = ["ApplyResult", "StateMachine", "callee_invocation_id", "respond_of"]
 
 log = logging.getLogger("perdure.partition")
 
 T = MessageType
-INBOXED, SCHEDULED, INVOKED, SUSPENDED, PAUSED, COMPLETED = (
-    "inboxed",
-    "scheduled",
-    "invoked",
-    "suspended",
-    "paused",
-    "completed",
-)
 _INVOKED_BY = {rec.INGRESS: "ingress", rec.SERVICE: "service", rec.RESTART_AS_NEW: "restart_as_new"}
 
 
@@ -51,6 +58,7 @@ _INVOKED_BY = {rec.INGRESS: "ingress", rec.SERVICE: "service", rec.RESTART_AS_NE
 class ApplyResult:
     effects: list[Effect] = field(default_factory=list)
     outcome: InvokeOutcome | None = None
+    manage: ManageOutcome | None = None
 
 
 def callee_invocation_id(caller_id: bytes, command_index: int, target_key: str, idempotency_key: str,
@@ -105,6 +113,8 @@ class StateMachine:
             self._apply_timer(record.timer, ts, result)
         elif kind == "signal":
             self._apply_signal(record.signal, ts, result)
+        elif kind == "manage":
+            result.manage = lifecycle.manage(self, record.manage, ts, result)
         else:
             log.warning("record at lsn %d has unknown kind %r; skipped", lsn, kind)
         return result
@@ -192,16 +202,17 @@ class StateMachine:
         if row.handler_ty == "workflow" and not inv.idempotency_key:
             result.outcome = InvokeOutcome.WORKFLOW_ALREADY_INVOKED
             if inv.HasField("caller"):
-                self._deliver_call_result(
-                    inv.caller.invocation_id, inv.caller.result_completion_id, ts, result,
-                    failure=(409, "the workflow method was already invoked"),
+                self.deliver_result(
+                    inv.caller.invocation_id, inv.caller.result_completion_id, ListenerKind.CALL, ts,
+                    result, failure=(409, "the workflow method was already invoked"),
                 )
             return
         if row.status == COMPLETED:
             result.outcome = InvokeOutcome.DUPLICATE_COMPLETED
-            result.effects.append(self._respond(row))
+            result.effects.append(self.respond(row, stored=True))
             if inv.HasField("caller"):
-                self._deliver_row_result(row, inv.caller.invocation_id, inv.caller.result_completion_id, ts, result)
+                self.deliver_row_result(row, inv.caller.invocation_id, inv.caller.result_completion_id,
+                                        ListenerKind.CALL, ts, result)
         else:
             result.outcome = InvokeOutcome.DUPLICATE_RUNNING
             if inv.HasField("caller"):
@@ -245,7 +256,7 @@ class StateMachine:
         elif kind == "failed":
             self._apply_failed(row, eff.failed, ts, result)
         elif kind == "end":
-            self._complete(row, ts, result)
+            self.complete(row, ts, result)
         elif kind == "started":
             row.last_start_at = ts
             row.last_attempt_server = eff.started.deployment_server or row.last_attempt_server
@@ -287,14 +298,14 @@ class StateMachine:
                 note.void.SetInParent()
             else:
                 note.value.content = value
-            self._append_notification(row, T.GET_LAZY_STATE_COMPLETION, note, ts, result,
-                                      completion_id=m.result_completion_id)
+            self.append_notification(row, T.GET_LAZY_STATE_COMPLETION, note, ts, result,
+                                     completion_id=m.result_completion_id)
         elif mtype == T.GET_LAZY_STATE_KEYS_COMMAND:
             m = pb.GetLazyStateKeysCommandMessage.FromString(cmd.payload)
             note = pb.GetLazyStateKeysCompletionNotificationMessage(completion_id=m.result_completion_id)
             note.state_keys.keys.extend(store.state_keys(row.service, row.key))
-            self._append_notification(row, T.GET_LAZY_STATE_KEYS_COMPLETION, note, ts, result,
-                                      completion_id=m.result_completion_id)
+            self.append_notification(row, T.GET_LAZY_STATE_KEYS_COMPLETION, note, ts, result,
+                                     completion_id=m.result_completion_id)
         elif mtype == T.SLEEP_COMMAND:
             m = pb.SleepCommandMessage.FromString(cmd.payload)
             store.put_timer(row.id, TimerKind.SLEEP, m.result_completion_id, m.wake_up_time)
@@ -303,10 +314,20 @@ class StateMachine:
             self._apply_call(row, mtype, cmd, command_index, ts, result)
         elif mtype == T.COMPLETE_AWAKEABLE_COMMAND:
             m = pb.CompleteAwakeableCommandMessage.FromString(cmd.payload)
-            self._complete_awakeable(m, ts, result)
+            self.touching_others(row, lambda: self._complete_awakeable(m, ts, result))
         elif mtype == T.SEND_SIGNAL_COMMAND:
             m = pb.SendSignalCommandMessage.FromString(cmd.payload)
-            self._send_signal(m, ts, result)
+            self.touching_others(row, lambda: self._send_signal(m, ts, result))
+        elif mtype == T.GET_PROMISE_COMMAND:
+            promises.get_promise(self, row, cmd.payload, ts, result)
+        elif mtype == T.PEEK_PROMISE_COMMAND:
+            promises.peek_promise(self, row, cmd.payload, ts, result)
+        elif mtype == T.COMPLETE_PROMISE_COMMAND:
+            promises.complete_promise(self, row, cmd.payload, ts, result)
+        elif mtype == T.ATTACH_INVOCATION_COMMAND:
+            invocation_queries.attach_invocation(self, row, cmd.payload, ts, result)
+        elif mtype == T.GET_INVOCATION_OUTPUT_COMMAND:
+            invocation_queries.get_invocation_output(self, row, cmd.payload, ts, result)
         # RunCommand, GetEagerState(Keys) and the rest are only stored.
         if cmd.requested_ack:
             ack = pb.CommandAckMessage(command_index=command_index)
@@ -344,21 +365,16 @@ class StateMachine:
             invoke.caller.invocation_id = row.id
             invoke.caller.result_completion_id = m.result_completion_id
             invoke.caller.service_name = row.service
-        # Store the caller first so the callee's immediate answers (a duplicate that already
-        # completed) see a consistent caller row.
-        self.store.put_invocation(row)
+        # The callee may answer at once (a duplicate that already completed) by appending to
+        # the caller's journal.
         sub = ApplyResult()
-        self._apply_invoke(invoke, ts, sub)
-        # The callee may have appended to our journal (a completed duplicate); reload.
-        fresh = self.store.get_invocation(row.id)
-        if fresh is not None:
-            _copy_row(fresh, row)
+        self.touching_others(row, lambda: self._apply_invoke(invoke, ts, sub))
         result.effects.extend(sub.effects)
         note = pb.CallInvocationIdCompletionNotificationMessage(
             completion_id=m.invocation_id_notification_idx, invocation_id=str(callee)
         )
-        self._append_notification(row, T.CALL_INVOCATION_ID_COMPLETION, note, ts, result,
-                                  completion_id=m.invocation_id_notification_idx)
+        self.append_notification(row, T.CALL_INVOCATION_ID_COMPLETION, note, ts, result,
+                                 completion_id=m.invocation_id_notification_idx)
 
     def _apply_run_proposal(self, row: InvocationRow, prop: rec.RunProposal, ts: int, result: ApplyResult) -> None:
         m = pb.ProposeRunCompletionMessage.FromString(prop.payload)
@@ -370,12 +386,12 @@ class StateMachine:
             note.value.content = m.value
         if prop.requested_ack:
             ack = pb.ProposeRunCompletionAckMessage(completion_id=m.result_completion_id)
-            self._append_notification(row, T.RUN_COMPLETION, note, ts, result,
-                                      completion_id=m.result_completion_id, failed=failed,
-                                      live_frame=_frame(T.PROPOSE_RUN_COMPLETION_ACK, ack))
+            self.append_notification(row, T.RUN_COMPLETION, note, ts, result,
+                                     completion_id=m.result_completion_id, failed=failed,
+                                     live_frame=_frame(T.PROPOSE_RUN_COMPLETION_ACK, ack))
         else:
-            self._append_notification(row, T.RUN_COMPLETION, note, ts, result,
-                                      completion_id=m.result_completion_id, failed=failed)
+            self.append_notification(row, T.RUN_COMPLETION, note, ts, result,
+                                     completion_id=m.result_completion_id, failed=failed)
 
     def _apply_suspended(self, row: InvocationRow, sus: rec.Suspended, ts: int, result: ApplyResult) -> None:
         row.attempt += 1
@@ -401,7 +417,7 @@ class StateMachine:
         if f.behavior == 2:  # FAIL: the error becomes the invocation's terminal result
             row.completion_result = "failure"
             row.failure_code, row.failure_message = f.code, f.message
-            self._complete(row, ts, result)
+            self.complete(row, ts, result)
             return
         if f.behavior == 1:  # PAUSE
             row.status = PAUSED
@@ -412,7 +428,7 @@ class StateMachine:
             if self.retry_policy.on_max_attempts == "kill":
                 row.completion_result = "failure"
                 row.failure_code, row.failure_message = f.code or 500, f.message
-                self._complete(row, ts, result)
+                self.complete(row, ts, result)
             else:
                 row.status = PAUSED
                 row.next_retry_at = None
@@ -424,7 +440,9 @@ class StateMachine:
 
     # ------------------------------------------------------------------ completion
 
-    def _complete(self, row: InvocationRow, ts: int, result: ApplyResult) -> None:
+    def complete(self, row: InvocationRow, ts: int, result: ApplyResult) -> None:
+        """End the invocation with the result already set on `row` (a success if none was):
+        answer every waiter, release its key and start the next invocation of its inbox."""
         store = self.store
         if row.completion_result is None:
             # End without Output: the SDK ended without a result; count it a failure.
@@ -436,14 +454,22 @@ class StateMachine:
         row.next_retry_at = None
         row.waiting = None
         store.put_invocation(row)
-        result.effects.append(self._respond(row))
+        # Nothing it waited on matters any more.
+        store.delete_timers_of(row.id, TimerKind.SLEEP)
+        store.forget_promise_listener(row.id)
+        result.effects.append(self.respond(row))
         if _needs_lock(row.service_ty, row.handler_ty) and store.lock_holder(row.service, row.key) == row.id:
             store.unlock(row.service, row.key)
             self._start_next_in_inbox(row.service, row.key, ts, result)
+        self.answer_waiters(row, ts, result)
+
+    def answer_waiters(self, row: InvocationRow, ts: int, result: ApplyResult) -> None:
+        """Deliver `row`'s result to its caller and to every invocation attached to it."""
         if row.caller_id is not None:
-            self._deliver_row_result(row, row.caller_id, row.caller_completion_id or 0, ts, result)
-        for caller_id, completion_id in store.take_listeners(row.id):
-            self._deliver_row_result(row, caller_id, completion_id, ts, result)
+            self.deliver_row_result(row, row.caller_id, row.caller_completion_id or 0, ListenerKind.CALL,
+                                    ts, result)
+        for caller_id, completion_id, kind in self.store.take_listeners(row.id):
+            self.deliver_row_result(row, caller_id, completion_id, kind, ts, result)
 
     def _start_next_in_inbox(self, service: str, key: str, ts: int, result: ApplyResult) -> None:
         store = self.store
@@ -461,38 +487,37 @@ class StateMachine:
         store.put_invocation(nrow)
         result.effects.append(StartAttempt(nrow.id))
 
-    def _respond(self, row: InvocationRow) -> Respond:
-        ok = row.completion_result == "success"
-        return Respond(
-            invocation_id=row.id,
-            success=ok,
-            value=row.output or b"",
-            code=200 if ok else (row.failure_code or 500),
-            message="" if ok else (row.failure_message or ""),
-            completed_at=row.completed_at or 0,
-            retention_ms=row.completion_retention_ms,
-        )
+    def respond(self, row: InvocationRow, *, stored: bool = False) -> Respond:
+        return respond_of(row, stored=stored)
 
-    def _deliver_row_result(self, row: InvocationRow, caller_id: bytes, completion_id: int, ts: int,
-                            result: ApplyResult) -> None:
+    def deliver_row_result(self, row: InvocationRow, caller_id: bytes, completion_id: int, kind: ListenerKind,
+                           ts: int, result: ApplyResult) -> None:
         if row.completion_result == "success":
-            self._deliver_call_result(caller_id, completion_id, ts, result, value=row.output or b"")
+            self.deliver_result(caller_id, completion_id, kind, ts, result, value=row.output or b"")
         else:
-            self._deliver_call_result(caller_id, completion_id, ts, result,
-                                      failure=(row.failure_code or 500, row.failure_message or ""))
+            self.deliver_result(caller_id, completion_id, kind, ts, result,
+                                failure=(row.failure_code or 500, row.failure_message or ""))
 
-    def _deliver_call_result(self, caller_id: bytes, completion_id: int, ts: int, result: ApplyResult,
-                             value: bytes | None = None, failure: tuple[int, str] | None = None) -> None:
+    def deliver_result(self, caller_id: bytes, completion_id: int, kind: ListenerKind, ts: int,
+                       result: ApplyResult, value: bytes | None = None,
+                       failure: tuple[int, str] | None = None) -> None:
+        """Append another invocation's result to the journal of `caller_id` (which stores it),
+        as a CallCompletion or an AttachInvocationCompletion."""
         caller = self.store.get_invocation(caller_id)
         if caller is None or caller.status == COMPLETED:
             return
-        note = pb.CallCompletionNotificationMessage(completion_id=completion_id)
+        if kind == ListenerKind.ATTACH:
+            mtype = T.ATTACH_INVOCATION_COMPLETION
+            note = pb.AttachInvocationCompletionNotificationMessage(completion_id=completion_id)
+        else:
+            mtype = T.CALL_COMPLETION
+            note = pb.CallCompletionNotificationMessage(completion_id=completion_id)
         if failure is not None:
             note.failure.code, note.failure.message = failure
         else:
-            note.value.content = value or b""
-        self._append_notification(caller, T.CALL_COMPLETION, note, ts, result,
-                                  completion_id=completion_id, failed=failure is not None)
+            set_value(note, value or b"")
+        self.append_notification(caller, mtype, note, ts, result, completion_id=completion_id,
+                                 failed=failure is not None)
         self.store.put_invocation(caller)
 
     # ------------------------------------------------------------------ timers and signals
@@ -509,7 +534,7 @@ class StateMachine:
                 return
             note = pb.SleepCompletionNotificationMessage(completion_id=t.completion_id)
             note.void.SetInParent()
-            self._append_notification(row, T.SLEEP_COMPLETION, note, ts, result, completion_id=t.completion_id)
+            self.append_notification(row, T.SLEEP_COMPLETION, note, ts, result, completion_id=t.completion_id)
             store.put_invocation(row)
         elif t.kind == TimerKind.SCHEDULED_START and row.status == SCHEDULED:
             self._enqueue_or_start(row, ts, result)
@@ -518,6 +543,10 @@ class StateMachine:
     def _apply_signal(self, s: rec.DeliverSignal, ts: int, result: ApplyResult) -> None:
         row = self.store.get_invocation(s.invocation_id)
         if row is None or row.status == COMPLETED:
+            return
+        if not s.signal_name and s.signal_idx == lifecycle.CANCEL_SIGNAL:
+            # The built-in cancel signal (SendSignal idx 1 from a handler) is a cancellation.
+            lifecycle.cancel(self, row, ts, result)
             return
         note = pb.SignalNotificationMessage()
         if s.signal_name:
@@ -531,9 +560,9 @@ class StateMachine:
             note.failure.code, note.failure.message = s.failure.code, s.failure.message
         else:
             note.void.SetInParent()
-        self._append_notification(row, T.SIGNAL_NOTIFICATION, note, ts, result,
-                                  signal_idx=None if s.signal_name else s.signal_idx,
-                                  signal_name=s.signal_name or None, failed=which == "failure")
+        self.append_notification(row, T.SIGNAL_NOTIFICATION, note, ts, result,
+                                 signal_idx=None if s.signal_name else s.signal_idx,
+                                 signal_name=s.signal_name or None, failed=which == "failure")
         self.store.put_invocation(row)
 
     def _complete_awakeable(self, m, ts: int, result: ApplyResult) -> None:
@@ -571,7 +600,24 @@ class StateMachine:
 
     # ------------------------------------------------------------------ notifications
 
-    def _append_notification(self, row: InvocationRow, mtype: int, note, ts: int, result: ApplyResult, *,
+    def touching_others(self, row: InvocationRow, change: Callable[[], None]) -> None:
+        """Run `change`, which may write other invocations' rows and journals (or `row`'s own:
+        a handler may resolve its own awakeable, cancel itself, be a listener of the promise it
+        completes). `row` is stored first and reloaded after, so neither side's writes are lost."""
+        self.store.put_invocation(row)
+        change()
+        fresh = self.store.get_invocation(row.id)
+        if fresh is not None:
+            _copy_row(fresh, row)
+
+    def resume(self, row: InvocationRow, result: ApplyResult) -> None:
+        """Start a new attempt of a suspended or paused invocation now."""
+        row.status = INVOKED
+        row.waiting = None
+        row.next_retry_at = None
+        result.effects.append(StartAttempt(row.id))
+
+    def append_notification(self, row: InvocationRow, mtype: int, note, ts: int, result: ApplyResult, *,
                              completion_id: int | None = None, signal_idx: int | None = None,
                              signal_name: str | None = None, failed: bool = False,
                              live_frame: bytes | None = None) -> None:
@@ -609,6 +655,21 @@ class StateMachine:
             or any(s in signals for s in m6.waiting_signals)
             or any(n in named for n in m6.waiting_named_signals)
         )
+
+
+def respond_of(row: InvocationRow, *, stored: bool = False) -> Respond:
+    """The answer for whoever waits on the completed invocation `row`."""
+    ok = row.completion_result == "success"
+    return Respond(
+        invocation_id=row.id,
+        success=ok,
+        value=row.output or b"",
+        code=200 if ok else (row.failure_code or 500),
+        message="" if ok else (row.failure_message or ""),
+        completed_at=row.completed_at or 0,
+        retention_ms=row.completion_retention_ms,
+        stored=stored,
+    )
 
 
 def _future_resolved(fut, completions: dict[int, bool], signals: dict[int, bool],

@@ -1,5 +1,5 @@
-"""The partition store: SQLite tables for invocations, journals, state, locks, inboxes and
-timers, and typed access to them.
+"""The partition store: SQLite tables for invocations, journals, state, locks, inboxes,
+timers, idempotency keys, listeners and workflow promises, and typed access to them.
 
 The store is written only by the state machine (inside `transaction()`), and read by the
 leader and by introspection. It records the last applied log position in the same
@@ -9,13 +9,14 @@ why it may run with `synchronous=OFF`: the log, not SQLite, is the durability bo
 
 from __future__ import annotations
 
+import enum
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["InvocationRow", "JournalRow", "Store"]
+__all__ = ["ListenerKind", "InvocationRow", "JournalRow", "PromiseRow", "Store"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -125,9 +126,50 @@ CREATE TABLE IF NOT EXISTS listener (
     target_id BLOB NOT NULL,
     caller_id BLOB NOT NULL,
     completion_id INTEGER NOT NULL,
+    kind INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (target_id, caller_id, completion_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS promise (
+    service TEXT NOT NULL,
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    completed INTEGER NOT NULL,
+    value BLOB,
+    failure_code INTEGER,
+    failure_message TEXT,
+    PRIMARY KEY (service, key, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS promise_listener (
+    service TEXT NOT NULL,
+    key TEXT NOT NULL,
+    name TEXT NOT NULL,
+    invocation_id BLOB NOT NULL,
+    completion_id INTEGER NOT NULL,
+    PRIMARY KEY (service, key, name, invocation_id, completion_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS promise_listener_invocation ON promise_listener(invocation_id);
 """
+
+# Columns added after a table first shipped: (table, column, definition). Opening an older
+# store adds them, so a data directory survives an upgrade.
+_ADDED_COLUMNS = [
+    ("listener", "kind", "INTEGER NOT NULL DEFAULT 0"),
+]
+
+
+class ListenerKind(enum.IntEnum):
+    """How a waiting invocation is told that another one completed."""
+
+    CALL = 0    # a CallCompletion (a Call that found a running idempotent duplicate)
+    ATTACH = 1  # an AttachInvocationCompletion
+
+
+@dataclass(slots=True, frozen=True)
+class PromiseRow:
+    completed: bool
+    value: bytes | None
+    failure_code: int | None
+    failure_message: str | None
 
 
 @dataclass(slots=True)
@@ -212,6 +254,10 @@ class Store:
         self._db.execute("PRAGMA cache_size=-65536")
         self._db.execute("PRAGMA temp_store=MEMORY")
         self._db.executescript(SCHEMA)
+        for table, column, definition in _ADDED_COLUMNS:
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         self._in_tx = False
 
     def close(self) -> None:
@@ -251,8 +297,11 @@ class Store:
         self._db.execute(_INSERT_INVOCATION, tuple(getattr(row, c) for c in _INVOCATION_COLUMNS))
 
     def delete_invocation(self, invocation_id: bytes) -> None:
+        """Forget an invocation: its row, journal, timers and the listeners waiting on it."""
         self._db.execute("DELETE FROM invocation WHERE id=?", (invocation_id,))
         self._db.execute("DELETE FROM journal WHERE invocation_id=?", (invocation_id,))
+        self._db.execute("DELETE FROM timer WHERE invocation_id=?", (invocation_id,))
+        self._db.execute("DELETE FROM listener WHERE target_id=?", (invocation_id,))
 
     def invocations_with_status(self, *statuses: str) -> list[InvocationRow]:
         marks = ", ".join("?" for _ in statuses)
@@ -380,6 +429,9 @@ class Store:
             (service, key, invocation_id, created_at),
         )
 
+    def remove_from_inbox(self, invocation_id: bytes) -> None:
+        self._db.execute("DELETE FROM inbox WHERE invocation_id=?", (invocation_id,))
+
     def pop_inbox(self, service: str, key: str) -> bytes | None:
         r = self._db.execute(
             "SELECT seq, invocation_id FROM inbox WHERE service=? AND key=? ORDER BY seq LIMIT 1",
@@ -405,6 +457,9 @@ class Store:
         )
         return cur.rowcount > 0
 
+    def delete_timers_of(self, invocation_id: bytes, kind: int) -> None:
+        self._db.execute("DELETE FROM timer WHERE invocation_id=? AND kind=?", (invocation_id, kind))
+
     def timers(self) -> list[tuple[int, bytes, int, int]]:
         """Every timer as (due_at, invocation_id, kind, completion_id), soonest first."""
         return list(
@@ -420,19 +475,79 @@ class Store:
             (service, key, handler, idem, invocation_id),
         )
 
-    def add_listener(self, target_id: bytes, caller_id: bytes, completion_id: int) -> None:
+    def delete_idempotency(self, service: str, key: str, handler: str, idem: str) -> None:
         self._db.execute(
-            "INSERT OR IGNORE INTO listener (target_id, caller_id, completion_id) VALUES (?,?,?)",
-            (target_id, caller_id, completion_id),
+            "DELETE FROM idempotency WHERE service=? AND key=? AND handler=? AND idempotency_key=?",
+            (service, key, handler, idem),
         )
 
-    def take_listeners(self, target_id: bytes) -> list[tuple[bytes, int]]:
-        rows = list(
-            self._db.execute("SELECT caller_id, completion_id FROM listener WHERE target_id=?", (target_id,))
+    def add_listener(self, target_id: bytes, caller_id: bytes, completion_id: int,
+                     kind: ListenerKind = ListenerKind.CALL) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO listener (target_id, caller_id, completion_id, kind) VALUES (?,?,?,?)",
+            (target_id, caller_id, completion_id, int(kind)),
         )
+
+    def take_listeners(self, target_id: bytes) -> list[tuple[bytes, int, ListenerKind]]:
+        """The invocations waiting on `target_id` (in a deterministic order); they are removed."""
+        rows = [
+            (caller, cid, ListenerKind(kind))
+            for caller, cid, kind in self._db.execute(
+                "SELECT caller_id, completion_id, kind FROM listener WHERE target_id=? "
+                "ORDER BY caller_id, completion_id",
+                (target_id,),
+            )
+        ]
         if rows:
             self._db.execute("DELETE FROM listener WHERE target_id=?", (target_id,))
         return rows
+
+    # ------------------------------------------------------------------ workflow promises
+
+    def get_promise(self, service: str, key: str, name: str) -> PromiseRow | None:
+        r = self._db.execute(
+            "SELECT completed, value, failure_code, failure_message FROM promise "
+            "WHERE service=? AND key=? AND name=?",
+            (service, key, name),
+        ).fetchone()
+        return PromiseRow(bool(r[0]), r[1], r[2], r[3]) if r else None
+
+    def put_promise(self, service: str, key: str, name: str, promise: PromiseRow) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO promise (service, key, name, completed, value, failure_code, "
+            "failure_message) VALUES (?,?,?,?,?,?,?)",
+            (service, key, name, int(promise.completed), promise.value, promise.failure_code,
+             promise.failure_message),
+        )
+
+    def add_promise_listener(self, service: str, key: str, name: str, invocation_id: bytes,
+                             completion_id: int) -> None:
+        self._db.execute(
+            "INSERT OR IGNORE INTO promise_listener (service, key, name, invocation_id, completion_id) "
+            "VALUES (?,?,?,?,?)",
+            (service, key, name, invocation_id, completion_id),
+        )
+
+    def take_promise_listeners(self, service: str, key: str, name: str) -> list[tuple[bytes, int]]:
+        rows = list(self._db.execute(
+            "SELECT invocation_id, completion_id FROM promise_listener "
+            "WHERE service=? AND key=? AND name=? ORDER BY invocation_id, completion_id",
+            (service, key, name),
+        ))
+        if rows:
+            self._db.execute("DELETE FROM promise_listener WHERE service=? AND key=? AND name=?",
+                             (service, key, name))
+        return rows
+
+    def forget_promise_listener(self, invocation_id: bytes) -> None:
+        """An invocation that completed waits on no promise any more."""
+        self._db.execute("DELETE FROM promise_listener WHERE invocation_id=?", (invocation_id,))
+
+    def delete_workflow(self, service: str, key: str) -> None:
+        """Everything a workflow instance owns besides its invocations: promises and state."""
+        self._db.execute("DELETE FROM promise WHERE service=? AND key=?", (service, key))
+        self._db.execute("DELETE FROM promise_listener WHERE service=? AND key=?", (service, key))
+        self._db.execute("DELETE FROM state WHERE service=? AND key=?", (service, key))
 
     # ------------------------------------------------------------------ raw access for introspection
 

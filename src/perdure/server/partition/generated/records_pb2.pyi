@@ -12,9 +12,24 @@ class InvokedBy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     INGRESS: _ClassVar[InvokedBy]
     SERVICE: _ClassVar[InvokedBy]
     RESTART_AS_NEW: _ClassVar[InvokedBy]
+
+class InvocationOp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CANCEL: _ClassVar[InvocationOp]
+    KILL: _ClassVar[InvocationOp]
+    PURGE: _ClassVar[InvocationOp]
+    PURGE_JOURNAL: _ClassVar[InvocationOp]
+    PAUSE: _ClassVar[InvocationOp]
+    RESUME: _ClassVar[InvocationOp]
 INGRESS: InvokedBy
 SERVICE: InvokedBy
 RESTART_AS_NEW: InvokedBy
+CANCEL: InvocationOp
+KILL: InvocationOp
+PURGE: InvocationOp
+PURGE_JOURNAL: InvocationOp
+PAUSE: InvocationOp
+RESUME: InvocationOp
 
 class Header(_message.Message):
     __slots__ = ("key", "value")
@@ -214,18 +229,30 @@ class DeliverCallResult(_message.Message):
     failure: Failure
     def __init__(self, invocation_id: _Optional[bytes] = ..., completion_id: _Optional[int] = ..., value: _Optional[bytes] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
+class ManageInvocation(_message.Message):
+    __slots__ = ("invocation_id", "op", "resume_deployment_id")
+    INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    RESUME_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    invocation_id: bytes
+    op: InvocationOp
+    resume_deployment_id: str
+    def __init__(self, invocation_id: _Optional[bytes] = ..., op: _Optional[_Union[InvocationOp, str]] = ..., resume_deployment_id: _Optional[str] = ...) -> None: ...
+
 class Record(_message.Message):
-    __slots__ = ("timestamp_ms", "invoke", "effect", "timer", "signal", "call_result")
+    __slots__ = ("timestamp_ms", "invoke", "effect", "timer", "signal", "call_result", "manage")
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
     INVOKE_FIELD_NUMBER: _ClassVar[int]
     EFFECT_FIELD_NUMBER: _ClassVar[int]
     TIMER_FIELD_NUMBER: _ClassVar[int]
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     CALL_RESULT_FIELD_NUMBER: _ClassVar[int]
+    MANAGE_FIELD_NUMBER: _ClassVar[int]
     timestamp_ms: int
     invoke: Invoke
     effect: InvokerEffect
     timer: TimerFired
     signal: DeliverSignal
     call_result: DeliverCallResult
-    def __init__(self, timestamp_ms: _Optional[int] = ..., invoke: _Optional[_Union[Invoke, _Mapping]] = ..., effect: _Optional[_Union[InvokerEffect, _Mapping]] = ..., timer: _Optional[_Union[TimerFired, _Mapping]] = ..., signal: _Optional[_Union[DeliverSignal, _Mapping]] = ..., call_result: _Optional[_Union[DeliverCallResult, _Mapping]] = ...) -> None: ...
+    manage: ManageInvocation
+    def __init__(self, timestamp_ms: _Optional[int] = ..., invoke: _Optional[_Union[Invoke, _Mapping]] = ..., effect: _Optional[_Union[InvokerEffect, _Mapping]] = ..., timer: _Optional[_Union[TimerFired, _Mapping]] = ..., signal: _Optional[_Union[DeliverSignal, _Mapping]] = ..., call_result: _Optional[_Union[DeliverCallResult, _Mapping]] = ..., manage: _Optional[_Union[ManageInvocation, _Mapping]] = ...) -> None: ...
