@@ -244,8 +244,8 @@ async def test_pydantic_models_are_parsed_serialised_and_described() -> None:
     assert json.loads(output.value.content) == {"item": "TEA", "quantity": 4}
 
 
-def test_identity_keys_are_refused_rather_than_silently_unchecked() -> None:
-    with pytest.raises(NotImplementedError):
+def test_malformed_identity_key_is_refused_at_startup() -> None:
+    with pytest.raises(ValueError, match="publickeyv1_abc"):
         perdure.app([], identity_keys=["publickeyv1_abc"])
 
 

@@ -7,6 +7,8 @@ under a path):
   (v4, v3, v2; 415 if none); ``protocolMode`` is BIDI_STREAM when the request came over
   HTTP/2 and REQUEST_RESPONSE over HTTP/1.1, unless the endpoint forces one.
 - ``GET .../health``: ``{"status":"ok"}``.
+- With identity keys configured, every other request must carry a runtime signature that
+  verifies against one of them (``perdure.sdk.identity``); otherwise the answer is 401.
 - ``POST .../invoke/{service}/{handler}``: 200 with the request's own invocation content
   type (V5-V7), then the response stream; 415 for another content type, 404 for an
   unknown service or handler.
@@ -27,6 +29,7 @@ from perdure._version import __version__
 from perdure.protocol.manifest import ManifestVersion
 from perdure.protocol.messages import parse_content_type
 from perdure.sdk.discovery import manifest_json, negotiate_manifest_version
+from perdure.sdk.identity import IdentityVerificationError, IdentityVerifier
 from perdure.sdk.invocation import Attempt
 from perdure.sdk.machine import Machine
 
@@ -88,11 +91,7 @@ class _RequestBody:
 
 def asgi_app(endpoint: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """Build the ASGI-3 application for an ``Endpoint``."""
-    if endpoint.identity_keys:
-        raise NotImplementedError(
-            "request identity verification (identity_keys) is not implemented in perdure yet; "
-            "refusing to start rather than accept unsigned requests"
-        )
+    identity = IdentityVerifier(list(endpoint.identity_keys))
     services = dict(endpoint.services)
     forced_mode = {"bidi": "BIDI_STREAM", "request_response": "REQUEST_RESPONSE"}.get(
         endpoint.protocol or ""
@@ -191,6 +190,14 @@ def asgi_app(endpoint: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]
         if kind != "http":
             return
         route, service_name, handler_name = _route(scope["path"])
+        if route != "health" and identity.enabled:
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            try:
+                identity.verify(headers, scope["path"])
+            except IdentityVerificationError as e:
+                logger.warning("rejected a request to %s: %s", scope["path"], e)
+                await _respond(send, 401, f"Unauthorized: {e}".encode(), b"text/plain")
+                return
         if route == "invoke":
             assert service_name is not None and handler_name is not None
             await invoke(scope, receive, send, service_name, handler_name)
