@@ -81,9 +81,9 @@ def _start_server(kind: str, mode: str, base: Path, key: IdentityKey):
             env["RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT"] = "0s"
         server = RestateServer(base / "restate", env=env, log_dir=base / "logs")
     else:
-        # The perdure server has no request-signing option yet, so it signs nothing and
-        # the Signed service refuses it (test_request_signing.py).
-        args = ["--inactivity-timeout", "0"] if mode == "suspend" else []
+        args = ["--request-identity-private-key-pem-file", str(key.private_pem)]
+        if mode == "suspend":
+            args += ["--inactivity-timeout", "0"]
         server = PerdureServer(base / "perdure", log_dir=base / "logs", extra_args=args)
     return server.start()
 

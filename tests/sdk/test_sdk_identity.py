@@ -4,12 +4,13 @@ ASGI app answering 401 to anything not signed by a configured key (``/health`` e
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import time
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 import perdure
 from perdure.sdk import identity as idm
@@ -33,28 +34,15 @@ RFC_VECTORS = [
 ]
 
 
-def _scalar_mult(n: int, point: Any) -> Any:
-    return idm._double_scalar_mult(n, point, 0, idm._IDENTITY)
-
-
 class Signer:
-    """Ed25519 signing (RFC 8032 5.1.6), for the tests only: the SDK never signs."""
+    """Ed25519 signing for the tests (the SDK never signs), through `cryptography`."""
 
     def __init__(self, seed: bytes) -> None:
-        h = hashlib.sha512(seed).digest()
-        a = int.from_bytes(h[:32], "little")
-        a &= (1 << 254) - 8
-        a |= 1 << 254
-        self._a = a
-        self._prefix = h[32:]
-        self.public = idm._encode_point(_scalar_mult(a, idm._BASE))
+        self._key = Ed25519PrivateKey.from_private_bytes(seed)
+        self.public = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
     def sign(self, message: bytes) -> bytes:
-        r = int.from_bytes(hashlib.sha512(self._prefix + message).digest(), "little") % idm._L
-        r_bytes = idm._encode_point(_scalar_mult(r, idm._BASE))
-        k = int.from_bytes(hashlib.sha512(r_bytes + self.public + message).digest(), "little")
-        s = (r + k * self._a) % idm._L
-        return r_bytes + s.to_bytes(32, "little")
+        return self._key.sign(message)
 
     @property
     def key_name(self) -> str:
@@ -104,7 +92,9 @@ def test_ed25519_verifies_the_rfc_8032_vectors(secret, public, message, signatur
     assert idm.ed25519_verify(pk, msg, sig)
     assert not idm.ed25519_verify(pk, msg + b"!", sig)
     assert not idm.ed25519_verify(pk, msg, sig[:-1] + bytes([sig[-1] ^ 1]))
-    assert not idm.ed25519_verify(pk, msg, sig[:32] + idm._L.to_bytes(32, "little"))
+    assert Signer(bytes.fromhex(secret)).sign(msg) == sig
+    group_order = 2**252 + 27742317777372353535851937790883648493  # S must be below it (RFC 8032 5.1.7)
+    assert not idm.ed25519_verify(pk, msg, sig[:32] + group_order.to_bytes(32, "little"))
 
 
 def test_public_key_names_round_trip_and_malformed_ones_are_refused() -> None:

@@ -131,7 +131,9 @@ class ServiceProcess:
         return self
 
     def _discover_ok(self) -> bool:
-        return http_get(self.url + "/discover", timeout=2).status == 200
+        # Any HTTP answer means the app is serving: a service that checks request identity
+        # rightly answers an unsigned /discover with 401.
+        return http_get(self.url + "/discover", timeout=2).status in (200, 401)
 
     def discover(self) -> dict[str, Any]:
         """The service's discovery manifest (``GET /discover`` over HTTP/1.1)."""

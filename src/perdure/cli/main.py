@@ -37,6 +37,10 @@ def server(
                                              help="Seconds of silence before a BIDI stream is closed so the "
                                                   "handler suspends."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
+    request_identity_key: Path | None = typer.Option(
+        None, "--request-identity-private-key-pem-file",
+        help="Ed25519 private key (PKCS#8 PEM) to sign every request to deployments with; the "
+             "public key to configure in services is logged as publickeyv1_..."),
 ) -> None:
     """Run a perdure server node."""
     from perdure.server.config import ServerConfig, parse_bind
@@ -50,6 +54,7 @@ def server(
             admin_bind=parse_bind(admin_bind),
             max_protocol_version=max_protocol_version,
             inactivity_timeout_ms=int(inactivity_timeout * 1000),
+            request_identity_key_file=request_identity_key,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None

@@ -32,3 +32,5 @@ class ServerConfig:
     max_request_body: int = 10 * 1024 * 1024
     max_frame_length: int = 32 * 1024 * 1024
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    # Ed25519 PKCS#8 PEM key to sign requests to deployments with (protocol.md section 8).
+    request_identity_key_file: Path | None = None

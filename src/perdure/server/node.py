@@ -11,6 +11,7 @@ from aiohttp import web
 
 from perdure.server.admin.http import build_admin_app
 from perdure.server.config import ServerConfig
+from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import build_ingress_app
 from perdure.server.invoker.invoker import Invoker
 from perdure.server.log.local import LocalLog
@@ -40,10 +41,15 @@ class Node:
         replayed = self.leader.recover()
         if replayed:
             log.info("re-applied %d log records to the store", replayed)
-        self.invoker = Invoker(self.leader, self.schema, cfg)
+        signer = None
+        if cfg.request_identity_key_file is not None:
+            signer = RequestSigner.from_pem_file(cfg.request_identity_key_file)
+            log.info("signing requests to deployments; configure services with the public key %s",
+                     signer.key_id)
+        self.invoker = Invoker(self.leader, self.schema, cfg, signer)
         self.leader.invoker = self.invoker
         self.leader.start()
-        await self._serve(build_admin_app(self.schema, cfg, self.invoker.in_flight, leader=self.leader), cfg.admin_bind)
+        await self._serve(build_admin_app(self.schema, cfg, self.invoker.in_flight, leader=self.leader, signer=signer), cfg.admin_bind)
         await self._serve(build_ingress_app(self.leader, self.schema, cfg.max_request_body), cfg.ingress_bind)
         log.info("perdure is ready: ingress on %s:%d, admin on %s:%d, data in %s",
                  *cfg.ingress_bind, *cfg.admin_bind, cfg.data_dir)

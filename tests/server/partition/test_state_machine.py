@@ -95,7 +95,24 @@ def test_failed_attempt_schedules_a_retry_with_exponential_backoff(h):
         assert retry.attempt == attempt + 1
     assert delays == [50, 100, 200, 400]
     row = h.store.get_invocation(iid)
-    assert row.retry_count == 4 and row.last_failure == "boom"
+    assert row.retry_count == 4 and row.last_failure == "[500 Internal] boom"
+    assert row.last_failure_error_code == "RT0007"
+
+
+def test_last_failure_reads_like_restate_with_the_sdk_stack_trace_and_error_code(h):
+    """Restate shows "[<code> <name>] <message>" then the SDK's stack trace, with its own
+    error code: RT0016 for a journal mismatch, RT0007 for other SDK errors, and the code the
+    invoker gave for transport failures."""
+    iid, _ = h.invoke()
+    h.effect(iid, 0, failed=rec.AttemptFailed(code=570, message="mismatch at 1", stacktrace="trace"))
+    row = h.store.get_invocation(iid)
+    assert row.last_failure == "[570 Journal mismatch] mismatch at 1\ntrace"
+    assert row.last_failure_error_code == "RT0016"
+    h.effect(iid, 1, failed=rec.AttemptFailed(code=500, message="connection refused", transport=True,
+                                              stacktrace="local", error_code="RT0010"))
+    row = h.store.get_invocation(iid)
+    assert row.last_failure == "[500 Internal] connection refused"
+    assert row.last_failure_error_code == "RT0010"
 
 
 def test_next_retry_delay_from_the_sdk_overrides_the_policy(h):

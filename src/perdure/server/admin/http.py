@@ -20,6 +20,7 @@ from perdure.protocol.manifest import ManifestError, parse_manifest
 from perdure.protocol.messages import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
 from perdure.server.admin.query import add_query_routes
 from perdure.server.config import ServerConfig
+from perdure.server.identity import RequestSigner
 from perdure.server.invoker.transport_discovery import DiscoveryError, discover
 from perdure.server.partition.effects import ManageOutcome
 from perdure.server.partition.generated import records_pb2 as rec
@@ -161,10 +162,12 @@ def _manage_answer(outcome: ManageOutcome, op: int, iid: str) -> web.Response:
 
 
 class Admin:
-    def __init__(self, schema: Schema, config: ServerConfig, leader: Leader | None = None) -> None:
+    def __init__(self, schema: Schema, config: ServerConfig, leader: Leader | None = None,
+                 signer: RequestSigner | None = None) -> None:
         self.schema = schema
         self.config = config
         self.leader = leader
+        self.signer = signer
 
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({})
@@ -198,7 +201,10 @@ class Admin:
         if not isinstance(headers, dict):
             return _error(400, "\"additional_headers\" must be an object of header names to values")
         try:
-            resp = await discover(uri, use_http_11=use_http_11, additional_headers=headers,
+            discovery_headers = dict(headers)
+            if self.signer is not None:
+                discovery_headers.update(self.signer.headers("/discover"))
+            resp = await discover(uri, use_http_11=use_http_11, additional_headers=discovery_headers,
                                   timeout=self.config.connect_timeout_s)
         except DiscoveryError as e:
             return _error(400, f"discovery failed: {e}", "META0003")
@@ -337,10 +343,10 @@ class Admin:
 
 
 def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
-                    leader: Leader | None = None) -> web.Application:
+                    leader: Leader | None = None, signer: RequestSigner | None = None) -> web.Application:
     """The admin app. Without a `leader` (tests of the registry alone) the invocation routes
     are absent."""
-    admin = Admin(schema, config, leader)
+    admin = Admin(schema, config, leader, signer)
     app = web.Application(client_max_size=1024 * 1024)
     add_query_routes(app, config.data_dir, in_flight)
     for prefix in ("", "/v2", "/v3"):

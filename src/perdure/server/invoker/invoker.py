@@ -31,8 +31,9 @@ from perdure.protocol.messages import (
     pb,
 )
 from perdure.server.config import ServerConfig
+from perdure.server.identity import RequestSigner
 from perdure.server.invoker.transport import InvocationStream, TransportPool
-from perdure.server.invoker.transport_errors import AttemptError
+from perdure.server.invoker.transport_errors import AttemptError, AttemptFailure
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.invocation_queries import target_invocation_id
 from perdure.server.partition.leader import Leader, now_ms
@@ -115,8 +116,10 @@ class Attempt:
 
 
 class Invoker:
-    def __init__(self, leader: Leader, schema: Schema, config: ServerConfig) -> None:
+    def __init__(self, leader: Leader, schema: Schema, config: ServerConfig,
+                 signer: RequestSigner | None = None) -> None:
         self.leader = leader
+        self.signer = signer
         self.schema = schema
         self.config = config
         self.pool = TransportPool(connect_timeout=config.connect_timeout_s)
@@ -203,7 +206,7 @@ class Invoker:
                 pin = (deployment.id, int(version))
             stream = await self._open(deployment, version, row)
         except AttemptError as e:
-            self._fail(a, effect, row, e.reason, e.retry_after, server=e.server)
+            self._fail(a, effect, row, e.reason, e.retry_after, server=e.server, error_code=_restate_code(e))
             return
         except asyncio.CancelledError:
             self._forget(a)
@@ -251,7 +254,8 @@ class Invoker:
             self._forget(a)
             raise
         except AttemptError as e:
-            self._fail(a, effect, row, e.reason, e.retry_after, server=server_header or e.server)
+            self._fail(a, effect, row, e.reason, e.retry_after, server=server_header or e.server,
+                       error_code=_restate_code(e))
         except CommandRejected as e:
             log.warning("invocation %s (%s) attempt %d: %s", row.id_str, target, a.attempt, e)
             stream.reset()
@@ -341,10 +345,11 @@ class Invoker:
 
     def _fail(self, a: Attempt, effect, row, reason: str, retry_after: float | None, *, code: int = 500,
               server: str | None = None, stacktrace: str = "",
-              related_command: CommandRejected | None = None) -> None:
+              related_command: CommandRejected | None = None, error_code: str = "") -> None:
         self._forget(a)
         failed = rec.AttemptFailed(code=code, message=reason, transport=related_command is None,
-                                   deployment_server=server or "", stacktrace=stacktrace)
+                                   deployment_server=server or "", stacktrace=stacktrace,
+                                   error_code=error_code)
         if related_command is not None:
             failed.related_command_index = related_command.command_index
             failed.related_command_type = related_command.command_type
@@ -395,6 +400,8 @@ class Invoker:
             headers.append(("x-restate-service-key", quote(row.key, safe="")))
         headers.extend(dep.additional_headers.items())
         path = f"/invoke/{row.service}/{row.handler}"
+        if self.signer is not None:
+            headers.extend(self.signer.headers(path))
         return await self.pool.open_invocation_stream(
             dep.uri, http_version="HTTP/1.1" if dep.use_http_11 else "HTTP/2.0", path=path,
             headers=headers, expected_content_type=ct,
@@ -488,3 +495,19 @@ def AttemptError_(reason: str) -> AttemptError:  # noqa: N802
     from perdure.server.invoker.transport_errors import AttemptFailure
 
     return AttemptError(AttemptFailure.UNEXPECTED_STATUS, reason)
+
+
+_CONNECTION_FAILURES = frozenset({
+    AttemptFailure.CONNECT_FAILED, AttemptFailure.CONNECT_TIMEOUT, AttemptFailure.CONNECTION_LOST,
+    AttemptFailure.STREAM_RESET, AttemptFailure.STREAM_REFUSED, AttemptFailure.PROTOCOL_ERROR,
+})
+
+
+def _restate_code(e: AttemptError) -> str:
+    """Restate's error code for a transport failure, as its sys_invocation shows it (RT0010 the
+    deployment could not be reached, RT0023 it asked us to back off); "" where we know none."""
+    if e.kind in _CONNECTION_FAILURES:
+        return "RT0010"
+    if e.kind == AttemptFailure.RATE_LIMITED:
+        return "RT0023"
+    return ""

@@ -130,8 +130,13 @@ def _key_pk(key: str) -> str:
     return f"CAST(perdure_key_partition_key({key}) AS TEXT)"
 
 
-def _entry_type_case(expr: str) -> str:
-    whens = " ".join(f"WHEN {int(t)} THEN '{t.entry_name}'" for t in MessageType if t.is_journal_entry)
+def _entry_type_case(expr: str, *, short: bool = False) -> str:
+    """SQL naming a journal entry type: "Command: Run" (sys_journal), or with `short` just
+    "Run" (how Restate names the command related to a failure)."""
+    def name(t: MessageType) -> str:
+        return t.entry_name.split(": ", 1)[1] if short else t.entry_name
+
+    whens = " ".join(f"WHEN {int(t)} THEN '{name(t)}'" for t in MessageType if t.is_journal_entry)
     return f"(CASE {expr} {whens} ELSE 'Unknown: ' || {expr} END)"
 
 
@@ -232,7 +237,8 @@ def _invocation_state_columns(only_when_invoked: bool) -> list[Col]:
         Col("last_attempt_deployment_id", T.UTF8, gate(f"{i}.deployment_id")),
         Col("last_attempt_server", T.UTF8, gate(f"{i}.last_attempt_server")),
         Col("last_failure", T.UTF8, gate(f"{i}.last_failure")),
-        Col("last_failure_error_code", T.UTF8, gate(f"CAST({i}.last_failure_code AS TEXT)")),
+        Col("last_failure_error_code", T.UTF8,
+            gate(f"coalesce({i}.last_failure_error_code, CAST({i}.last_failure_code AS TEXT))")),
         # The entry_* variants are filled by Restate only for protocol V1-V3 deployments.
         Col("last_failure_related_entry_index", T.UINT64, "NULL"),
         Col("last_failure_related_entry_name", T.UTF8, "NULL"),
@@ -242,7 +248,7 @@ def _invocation_state_columns(only_when_invoked: bool) -> list[Col]:
             gate(f"NULLIF({i}.last_failure_command_name, '')")),
         Col("last_failure_related_command_type", T.UTF8,
             gate(f"CASE WHEN {i}.last_failure_command_type IS NULL THEN NULL ELSE "
-                 f"{_entry_type_case(f'{i}.last_failure_command_type')} END")),
+                 f"{_entry_type_case(f'{i}.last_failure_command_type', short=True)} END")),
     ]
 
 

@@ -14,6 +14,7 @@ GetInvocationOutput) and `lifecycle` (cancel, kill, purge, pause, resume).
 from __future__ import annotations
 
 import hashlib
+import http
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -407,8 +408,9 @@ class StateMachine:
     def _apply_failed(self, row: InvocationRow, f: rec.AttemptFailed, ts: int, result: ApplyResult) -> None:
         row.attempt += 1
         row.retry_count += 1
-        row.last_failure = f.message
+        row.last_failure = describe_failure(f)
         row.last_failure_code = f.code
+        row.last_failure_error_code = f.error_code or ("RT0016" if f.code == 570 else "RT0007")
         row.last_failure_command_index = f.related_command_index if f.HasField("related_command_index") else None
         row.last_failure_command_name = f.related_command_name if f.HasField("related_command_name") else None
         row.last_failure_command_type = f.related_command_type if f.HasField("related_command_type") else None
@@ -711,3 +713,31 @@ def _copy_row(src: InvocationRow, dst: InvocationRow) -> None:
 def _signed64(value: int) -> int:
     """SQLite integers are signed 64-bit; partition keys are unsigned."""
     return value - (1 << 64) if value >= 1 << 63 else value
+
+
+# Names Restate gives its invocation error codes in `last_failure` ("[570 Journal mismatch] ...").
+_FAILURE_NAMES = {
+    400: "Bad request",
+    404: "Not found",
+    409: "Conflict",
+    500: "Internal",
+    570: "Journal mismatch",
+    571: "Protocol violation",
+    572: "Awaiting two async results",
+    573: "Unsupported feature",
+}
+
+
+def describe_failure(f: rec.AttemptFailed) -> str:
+    """An attempt failure as Restate shows it in `sys_invocation.last_failure`:
+    "[<code> <name>] <message>", then the stack trace the SDK sent, if any."""
+    name = _FAILURE_NAMES.get(f.code)
+    if name is None:
+        try:
+            name = http.HTTPStatus(f.code).phrase
+        except ValueError:
+            name = "Error"
+    text = f"[{f.code} {name}] {f.message}"
+    if f.stacktrace and not f.transport:
+        text += "\n" + f.stacktrace
+    return text

@@ -70,7 +70,9 @@ CREATE TABLE IF NOT EXISTS invocation (
     completion_retention_ms INTEGER NOT NULL,
     journal_retention_ms INTEGER NOT NULL,
     last_stored_entry_at INTEGER,
-    trace_id TEXT
+    trace_id TEXT,
+    -- Restate's error code for the last failure, e.g. RT0007 (SDK error), RT0016 (journal mismatch)
+    last_failure_error_code TEXT
 );
 CREATE INDEX IF NOT EXISTS invocation_status ON invocation(status);
 CREATE TABLE IF NOT EXISTS journal (
@@ -221,6 +223,7 @@ class InvocationRow:
     journal_retention_ms: int
     last_stored_entry_at: int | None
     trace_id: str | None
+    last_failure_error_code: str | None = None
 
 
 _INVOCATION_COLUMNS = [f.name for f in fields(InvocationRow)]

@@ -148,7 +148,7 @@ class Suspended(_message.Message):
     def __init__(self, payload: _Optional[bytes] = ..., protocol_version: _Optional[int] = ...) -> None: ...
 
 class AttemptFailed(_message.Message):
-    __slots__ = ("code", "message", "stacktrace", "related_command_index", "related_command_name", "related_command_type", "next_retry_delay_ms", "behavior", "transport", "deployment_server")
+    __slots__ = ("code", "message", "stacktrace", "related_command_index", "related_command_name", "related_command_type", "next_retry_delay_ms", "behavior", "transport", "deployment_server", "error_code")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     STACKTRACE_FIELD_NUMBER: _ClassVar[int]
@@ -159,6 +159,7 @@ class AttemptFailed(_message.Message):
     BEHAVIOR_FIELD_NUMBER: _ClassVar[int]
     TRANSPORT_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_SERVER_FIELD_NUMBER: _ClassVar[int]
+    ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
     stacktrace: str
@@ -169,7 +170,8 @@ class AttemptFailed(_message.Message):
     behavior: int
     transport: bool
     deployment_server: str
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., stacktrace: _Optional[str] = ..., related_command_index: _Optional[int] = ..., related_command_name: _Optional[str] = ..., related_command_type: _Optional[int] = ..., next_retry_delay_ms: _Optional[int] = ..., behavior: _Optional[int] = ..., transport: _Optional[bool] = ..., deployment_server: _Optional[str] = ...) -> None: ...
+    error_code: str
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., stacktrace: _Optional[str] = ..., related_command_index: _Optional[int] = ..., related_command_name: _Optional[str] = ..., related_command_type: _Optional[int] = ..., next_retry_delay_ms: _Optional[int] = ..., behavior: _Optional[int] = ..., transport: _Optional[bool] = ..., deployment_server: _Optional[str] = ..., error_code: _Optional[str] = ...) -> None: ...
 
 class End(_message.Message):
     __slots__ = ()
