@@ -15,35 +15,74 @@ server alike.
     app = perdure.app([greeter])   # serve with: hypercorn module:app
 """
 
+from typing import TYPE_CHECKING
+
 from perdure._version import __version__
-from perdure.sdk.combinators import as_completed, gather, select, wait_completed
-from perdure.sdk.context import (
-    AttemptFinishedEvent,
-    Context,
-    DurablePromise,
-    ObjectContext,
-    ObjectSharedContext,
-    Request,
-    RestateDurableCallFuture,
-    RestateDurableFuture,
-    RestateDurableSleepFuture,
-    RunOptions,
-    ScopedContext,
-    SendHandle,
-    WorkflowContext,
-    WorkflowSharedContext,
-)
-from perdure.sdk.endpoint import Endpoint, app
-from perdure.sdk.errors import (
-    RetryableError,
-    SdkInternalBaseException,
-    TerminalError,
-    is_internal_exception,
-)
-from perdure.sdk.logging import RestateLoggingFilter, getLogger
-from perdure.sdk.retry_policy import InvocationRetryPolicy
-from perdure.sdk.serde import BytesSerde, DefaultSerde, JsonSerde, Serde
-from perdure.sdk.service import Service, VirtualObject, Workflow
+
+# Names load on first use (PEP 562), so `perdure server` and the CLI do not pay for importing
+# the whole SDK; `import perdure as restate; restate.Service(...)` works unchanged.
+_LAZY = {
+    "perdure.sdk.combinators": ("as_completed", "gather", "select", "wait_completed"),
+    "perdure.sdk.context": (
+        "AttemptFinishedEvent", "Context", "DurablePromise", "ObjectContext", "ObjectSharedContext",
+        "Request", "RestateDurableCallFuture", "RestateDurableFuture", "RestateDurableSleepFuture",
+        "RunOptions", "ScopedContext", "SendHandle", "WorkflowContext", "WorkflowSharedContext",
+    ),
+    "perdure.sdk.endpoint": ("Endpoint", "app"),
+    "perdure.sdk.errors": ("RetryableError", "SdkInternalBaseException", "TerminalError", "is_internal_exception"),
+    "perdure.sdk.logging": ("RestateLoggingFilter", "getLogger"),
+    "perdure.sdk.retry_policy": ("InvocationRetryPolicy",),
+    "perdure.sdk.serde": ("BytesSerde", "DefaultSerde", "JsonSerde", "Serde"),
+    "perdure.sdk.service": ("Service", "VirtualObject", "Workflow"),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'perdure' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MODULE_OF))
+
+
+if TYPE_CHECKING:
+    from perdure._version import __version__
+    from perdure.sdk.combinators import as_completed, gather, select, wait_completed
+    from perdure.sdk.context import (
+        AttemptFinishedEvent,
+        Context,
+        DurablePromise,
+        ObjectContext,
+        ObjectSharedContext,
+        Request,
+        RestateDurableCallFuture,
+        RestateDurableFuture,
+        RestateDurableSleepFuture,
+        RunOptions,
+        ScopedContext,
+        SendHandle,
+        WorkflowContext,
+        WorkflowSharedContext,
+    )
+    from perdure.sdk.endpoint import Endpoint, app
+    from perdure.sdk.errors import (
+        RetryableError,
+        SdkInternalBaseException,
+        TerminalError,
+        is_internal_exception,
+    )
+    from perdure.sdk.logging import RestateLoggingFilter, getLogger
+    from perdure.sdk.retry_policy import InvocationRetryPolicy
+    from perdure.sdk.serde import BytesSerde, DefaultSerde, JsonSerde, Serde
+    from perdure.sdk.service import Service, VirtualObject, Workflow
 
 __all__ = [
     "__version__",
