@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from perdure.protocol.manifest import HandlerType, Manifest, ProtocolMode, ServiceType
+from perdure.server.partition.retry import RetryPolicy
 
 __all__ = ["Deployment", "HandlerInfo", "RegistrationConflict", "Schema", "ServiceInfo"]
 
@@ -42,6 +43,11 @@ class HandlerInfo:
     idempotency_retention_ms: int | None = None
     workflow_completion_retention_ms: int | None = None
     enable_lazy_state: bool | None = None
+    retry_initial_interval_ms: int | None = None
+    retry_max_interval_ms: int | None = None
+    retry_max_attempts: int | None = None
+    retry_exponentiation_factor: float | None = None
+    retry_on_max_attempts: str | None = None  # "pause" | "kill"
 
 
 @dataclass(slots=True)
@@ -59,6 +65,11 @@ class ServiceInfo:
     journal_retention_ms: int | None = None
     idempotency_retention_ms: int | None = None
     enable_lazy_state: bool = False
+    retry_initial_interval_ms: int | None = None
+    retry_max_interval_ms: int | None = None
+    retry_max_attempts: int | None = None
+    retry_exponentiation_factor: float | None = None
+    retry_on_max_attempts: str | None = None  # "pause" | "kill"
 
     @property
     def keyed(self) -> bool:
@@ -66,18 +77,23 @@ class ServiceInfo:
 
     def completion_retention_ms(self, handler: HandlerInfo, idempotent: bool) -> int:
         """How long a completed invocation's result is kept (for attach, output and duplicates).
-        Restate 1.7 keeps every completed invocation 24 hours by default, idempotent or not."""
+        Restate 1.7 keeps every completed invocation for its handler's idempotency retention
+        (24 hours by default), idempotent or not; a workflow for its completion retention."""
+        del idempotent  # the same for both, as in Restate 1.7
         if handler.ty == "workflow":
-            return handler.workflow_completion_retention_ms or DAY_MS
-        if idempotent:
-            return handler.idempotency_retention_ms or self.idempotency_retention_ms or DAY_MS
-        return DAY_MS
+            return _first_set(handler.workflow_completion_retention_ms, DAY_MS)
+        return _first_set(handler.idempotency_retention_ms, self.idempotency_retention_ms, DAY_MS)
 
     def journal_retention(self, handler: HandlerInfo) -> int:
         v = handler.journal_retention_ms
         if v is None:
             v = self.journal_retention_ms
         return DAY_MS if v is None else v
+
+    def retry_policy(self, handler: HandlerInfo, default: RetryPolicy) -> RetryPolicy:
+        """The retry policy of `handler`: each field from the handler, else the service, else
+        the server's `default`."""
+        return _retry_overrides(handler, _retry_overrides(self, default))
 
     def lazy_state(self, handler: HandlerInfo) -> bool:
         return handler.enable_lazy_state if handler.enable_lazy_state is not None else self.enable_lazy_state
@@ -194,6 +210,7 @@ class Schema:
                     idempotency_retention_ms=h.idempotency_retention_ms,
                     workflow_completion_retention_ms=h.workflow_completion_retention_ms,
                     enable_lazy_state=h.enable_lazy_state,
+                    **_retry_fields(h),
                 )
             new_services[sdef.name] = ServiceInfo(
                 name=sdef.name,
@@ -209,6 +226,7 @@ class Schema:
                 journal_retention_ms=sdef.journal_retention_ms,
                 idempotency_retention_ms=sdef.idempotency_retention_ms,
                 enable_lazy_state=bool(sdef.enable_lazy_state),
+                **_retry_fields(sdef),
             )
         dep = Deployment(
             id=existing.id if existing is not None else dep_id,
@@ -255,3 +273,30 @@ def _rules_dict(rules) -> dict | None:
     if to is not None:
         return to()
     return {k: v for k, v in asdict(rules).items() if v is not None}
+
+
+def _first_set(*values: int | None) -> int:
+    return next(v for v in values if v is not None)
+
+
+def _retry_fields(d) -> dict:
+    """The `retryPolicy*` fields of a manifest service or handler definition."""
+    on_max = d.retry_policy_on_max_attempts
+    return {
+        "retry_initial_interval_ms": d.retry_policy_initial_interval_ms,
+        "retry_max_interval_ms": d.retry_policy_max_interval_ms,
+        "retry_max_attempts": d.retry_policy_max_attempts,
+        "retry_exponentiation_factor": d.retry_policy_exponentiation_factor,
+        "retry_on_max_attempts": str(on_max.value if hasattr(on_max, "value") else on_max).lower()
+        if on_max is not None else None,
+    }
+
+
+def _retry_overrides(info: HandlerInfo | ServiceInfo, base: RetryPolicy) -> RetryPolicy:
+    return base.overridden(
+        initial_interval_ms=info.retry_initial_interval_ms,
+        factor=info.retry_exponentiation_factor,
+        max_interval_ms=info.retry_max_interval_ms,
+        max_attempts=info.retry_max_attempts,
+        on_max_attempts=info.retry_on_max_attempts,
+    )

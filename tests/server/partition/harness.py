@@ -10,7 +10,9 @@ from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.state_machine import ApplyResult, StateMachine
 from perdure.server.partition.store import Store
 
-__all__ = ["Harness", "frames_to", "kinds"]
+__all__ = ["DAY_MS", "Harness", "frames_to", "kinds"]
+
+DAY_MS = 86_400_000
 
 
 class Harness:
@@ -33,12 +35,13 @@ class Harness:
 
     def invoke(self, service="Greeter", handler="greet", key="", body=b'"x"', service_type="service",
                handler_type="", idem="", iid: InvocationId | None = None, is_send=False, execute_at=0,
-               caller: tuple[bytes, int] | None = None, retention_ms=0):
+               caller: tuple[bytes, int] | None = None, retention_ms=DAY_MS, journal_retention_ms=DAY_MS):
         iid = iid or InvocationId.generate()
         invoke = rec.Invoke(
             invocation_id=iid.to_bytes(), service=service, handler=handler, key=key, input=body,
             service_type=service_type, handler_type=handler_type, idempotency_key=idem, is_send=is_send,
-            execute_at_ms=execute_at, completion_retention_ms=retention_ms)
+            execute_at_ms=execute_at, completion_retention_ms=retention_ms,
+            journal_retention_ms=journal_retention_ms)
         if caller is not None:
             invoke.caller.invocation_id, invoke.caller.result_completion_id = caller
         r = self.apply(rec.Record(invoke=invoke))

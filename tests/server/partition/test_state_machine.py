@@ -72,7 +72,7 @@ def test_terminal_failure_output_responds_with_its_code(h):
     iid, _ = h.invoke()
     h.command(iid, pb.OutputCommandMessage(failure=pb.Failure(code=400, message="invalid name")))
     r = h.effect(iid, end=rec.End())
-    (resp,) = r.effects
+    (resp,) = [e for e in r.effects if isinstance(e, Respond)]
     assert not resp.success and resp.code == 400 and resp.message == "invalid name"
 
 

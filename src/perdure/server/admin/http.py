@@ -8,6 +8,7 @@ survives a crash and replays like everything else; its answer is what applying i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -25,7 +26,8 @@ from perdure.server.invoker.transport_discovery import DiscoveryError, discover
 from perdure.server.partition.effects import ManageOutcome
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.leader import Leader
-from perdure.server.schema import Deployment, RegistrationConflict, Schema, ServiceInfo
+from perdure.server.partition.retry import RetryPolicy
+from perdure.server.schema import Deployment, HandlerInfo, RegistrationConflict, Schema, ServiceInfo
 
 __all__ = ["build_admin_app"]
 
@@ -46,6 +48,8 @@ def _rfc3339(ms: int) -> str:
 def _friendly(ms: int | None) -> str | None:
     if ms is None:
         return None
+    if ms % 86_400_000 == 0 and ms:
+        return f"{ms // 86_400_000}d"
     if ms % 3_600_000 == 0 and ms:
         return f"{ms // 3_600_000}h"
     if ms % 60_000 == 0 and ms:
@@ -76,6 +80,7 @@ def service_json(s: ServiceInfo, config: ServerConfig) -> dict:
             "inactivity_timeout": _friendly(s.inactivity_timeout(h, config.inactivity_timeout_ms)),
             "abort_timeout": _friendly(s.abort_timeout(h, config.abort_timeout_ms)),
             "enable_lazy_state": s.lazy_state(h),
+            "retry_policy": _handler_retry_json(h),
         })
     return {
         "name": s.name,
@@ -92,7 +97,38 @@ def service_json(s: ServiceInfo, config: ServerConfig) -> dict:
         "inactivity_timeout": _friendly(s.inactivity_timeout_ms or config.inactivity_timeout_ms),
         "abort_timeout": _friendly(s.abort_timeout_ms or config.abort_timeout_ms),
         "enable_lazy_state": s.enable_lazy_state,
+        "retry_policy": _retry_json(s.retry_policy(_NO_HANDLER, config.retry_policy)),
     }
+
+
+_NO_HANDLER = HandlerInfo(name="", ty="")
+_ON_MAX = {"pause": "Pause", "kill": "Kill"}
+
+
+def _retry_json(p: RetryPolicy) -> dict:
+    """A service's effective retry policy, as Restate shows it (server defaults filled in)."""
+    return {
+        "initial_interval": _friendly(p.initial_interval_ms),
+        "exponentiation_factor": p.factor,
+        "max_attempts": p.max_attempts,
+        "max_interval": _friendly(p.max_interval_ms),
+        "on_max_attempts": _ON_MAX[str(p.on_max_attempts)],
+    }
+
+
+def _handler_retry_json(h: HandlerInfo) -> dict:
+    """A handler's own overrides only, as Restate shows them (`max_attempts` always present)."""
+    out: dict = {}
+    if h.retry_initial_interval_ms is not None:
+        out["initial_interval"] = _friendly(h.retry_initial_interval_ms)
+    if h.retry_exponentiation_factor is not None:
+        out["exponentiation_factor"] = h.retry_exponentiation_factor
+    out["max_attempts"] = h.retry_max_attempts
+    if h.retry_max_interval_ms is not None:
+        out["max_interval"] = _friendly(h.retry_max_interval_ms)
+    if h.retry_on_max_attempts is not None:
+        out["on_max_attempts"] = _ON_MAX[h.retry_on_max_attempts]
+    return out
 
 
 def _describe_input(rules: dict | None) -> str:
@@ -137,7 +173,32 @@ _OPS = {
     "purge-journal": rec.PURGE_JOURNAL,
     "pause": rec.PAUSE,
     "resume": rec.RESUME,
+    "restart-as-new": rec.RESTART,
 }
+
+# What counts as done for each operation of a batch (`/internal/invocations_batch_operations`).
+_BATCH_SUCCESS = {
+    rec.CANCEL: {ManageOutcome.DONE, ManageOutcome.ACCEPTED},
+    rec.KILL: {ManageOutcome.DONE},
+    rec.PURGE: {ManageOutcome.DONE},
+    rec.PURGE_JOURNAL: {ManageOutcome.DONE},
+    rec.PAUSE: {ManageOutcome.ACCEPTED, ManageOutcome.ALREADY_PAUSED},
+    rec.RESUME: {ManageOutcome.DONE},
+    rec.RESTART: {ManageOutcome.DONE},
+}
+BATCH_MAX_SIZE = 1000  # Restate's limit
+
+
+def _batch_error(outcome: ManageOutcome, iid: str) -> str:
+    """The per-invocation error of a batch operation, worded as Restate words it."""
+    if outcome == ManageOutcome.NOT_FOUND:
+        return f"Invocation '{iid}' not found"
+    if outcome == ManageOutcome.ALREADY_COMPLETED:
+        return f"Invocation '{iid}' was already completed"
+    if outcome in (ManageOutcome.NOT_COMPLETED, ManageOutcome.STILL_RUNNING):
+        return f"Invocation '{iid}' is still running"
+    answer = _manage_answer(outcome, 0, iid)
+    return json.loads(answer.body)["message"] if answer.body else outcome.value
 
 
 def _manage_answer(outcome: ManageOutcome, op: int, iid: str) -> web.Response:
@@ -158,6 +219,11 @@ def _manage_answer(outcome: ManageOutcome, op: int, iid: str) -> web.Response:
         return _error(425, f"The invocation '{iid}' is either inboxed or scheduled, cannot be resumed.")
     if outcome == ManageOutcome.COMPLETED:
         return _error(409, f"The invocation '{iid}' is completed, cannot be resumed.")
+    if outcome == ManageOutcome.STILL_RUNNING:
+        return _error(409, f"The invocation '{iid}' is still running.")
+    if outcome == ManageOutcome.CANNOT_RESTART:
+        return _error(400, f"The invocation '{iid}' cannot be restarted as new: it is a workflow run, "
+                           "or its journal was purged.")
     raise AssertionError(f"unhandled outcome {outcome} of operation {op}")
 
 
@@ -269,13 +335,70 @@ class Admin:
         except InvalidId as e:
             return _error(400, f"The request field 'invocation_id' is invalid. Reason: {e}")
 
-    async def _manage(self, iid: InvocationId, op: int, resume_deployment_id: str = "") -> ManageOutcome:
+    async def _manage(self, iid: InvocationId, op: int, resume_deployment_id: str = "",
+                      new_id: InvocationId | None = None) -> ManageOutcome:
         assert self.leader is not None
         record = rec.Record(manage=rec.ManageInvocation(
-            invocation_id=iid.to_bytes(), op=op, resume_deployment_id=resume_deployment_id))
+            invocation_id=iid.to_bytes(), op=op, resume_deployment_id=resume_deployment_id,
+            new_invocation_id=new_id.to_bytes() if new_id is not None else b""))
         result = await self.leader.propose(record)
         assert result.manage is not None
         return result.manage
+
+    async def batch_operation(self, request: web.Request) -> web.Response:
+        """`POST /internal/invocations_batch_operations/{op}` with `{"invocation_ids": [...]}`:
+        the operation on each (up to 1000), answered with what succeeded and what failed."""
+        op_name = request.match_info["op"]
+        op = _OPS.get(op_name)
+        if op is None:
+            return _error(404, f"unknown invocation operation '{op_name}'; use one of {', '.join(_OPS)}")
+        try:
+            body = await request.json()
+        except ValueError as e:
+            return _error(422, f"Failed to parse the request body as JSON: {e}")
+        texts = body.get("invocation_ids") if isinstance(body, dict) else None
+        if not isinstance(texts, list):
+            return _error(422, "Failed to deserialize the JSON body into the target type: "
+                               "missing field `invocation_ids`")
+        ids: list[InvocationId] = []
+        for i, text in enumerate(texts):
+            try:
+                ids.append(InvocationId.parse(text) if isinstance(text, str) else InvocationId.parse(""))
+            except InvalidId:
+                return _error(422, "Failed to deserialize the JSON body into the target type: "
+                                   f"invocation_ids[{i}]: bad format")
+        if len(ids) > BATCH_MAX_SIZE:
+            return _error(400, f"Batch size {len(ids)} exceeds maximum allowed size of {BATCH_MAX_SIZE}")
+        deployment = ""
+        if op == rec.RESUME and isinstance(body.get("deployment"), str) and body["deployment"] not in ("", "keep"):
+            deployment = body["deployment"]
+            if deployment != "latest":
+                try:
+                    DeploymentId.parse(deployment)
+                except InvalidId:
+                    return _error(400, f"The request field 'deployment' is invalid: {deployment!r}")
+        new_ids = [InvocationId.generate(iid.partition_key) if op == rec.RESTART else None for iid in ids]
+        try:
+            outcomes = await asyncio.gather(*(
+                self._manage(iid, op, self._batch_resume_deployment(iid, deployment), new)
+                for iid, new in zip(ids, new_ids, strict=True)))
+        except OSError as e:
+            return _error(503, f"the invocation operations could not be persisted: {e}")
+        succeeded: list = []
+        failed: list = []
+        for iid, new, outcome in zip(ids, new_ids, outcomes, strict=True):
+            if outcome in _BATCH_SUCCESS[op]:
+                succeeded.append({"old_invocation_id": str(iid), "new_invocation_id": str(new)}
+                                 if new is not None else str(iid))
+            else:
+                failed.append({"invocation_id": str(iid), "error": _batch_error(outcome, str(iid))})
+        return web.json_response({"succeeded": succeeded, "failed": failed})
+
+    def _batch_resume_deployment(self, iid: InvocationId, choice: str) -> str:
+        if choice != "latest":
+            return choice
+        resolved = self._resume_deployment(iid, choice)
+        return resolved if isinstance(resolved, str) else ""
 
     async def patch_invocation(self, request: web.Request) -> web.Response:
         op_name = request.match_info["op"]
@@ -292,10 +415,18 @@ class Admin:
             if isinstance(resolved, web.Response):
                 return resolved
             deployment = resolved
+        new_id = None
+        if op == rec.RESTART:
+            if request.query.get("from", "0") != "0":
+                return _error(400, "restart-as-new from a journal entry other than 0 is not supported yet; "
+                                   "omit `from` to restart from the input")
+            new_id = InvocationId.generate(iid.partition_key)
         try:
-            outcome = await self._manage(iid, op, deployment)
+            outcome = await self._manage(iid, op, deployment, new_id)
         except OSError as e:
             return _error(503, f"the invocation operation could not be persisted: {e}")
+        if new_id is not None and outcome == ManageOutcome.DONE:
+            return web.json_response({"new_invocation_id": str(new_id)})
         return _manage_answer(outcome, op, str(iid))
 
     def _resume_deployment(self, iid: InvocationId, choice: str) -> str | web.Response:
@@ -362,4 +493,5 @@ def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
         if leader is not None:
             r.add_patch(prefix + "/invocations/{id}/{op}", admin.patch_invocation)
             r.add_delete(prefix + "/invocations/{id}", admin.delete_invocation)
+            r.add_post(prefix + "/internal/invocations_batch_operations/{op}", admin.batch_operation)
     return app

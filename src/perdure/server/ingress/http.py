@@ -264,6 +264,7 @@ class Ingress:
             is_send=send, execute_at_ms=now + delay_ms if delay_ms else 0,
             completion_retention_ms=svc.completion_retention_ms(handler, bool(idem)),
             journal_retention_ms=svc.journal_retention(handler),
+            retry_policy=svc.retry_policy(handler, self.leader.state_machine.retry_policy).to_record(),
         )
         for k, v in request.headers.items():
             if k.lower() not in _DROPPED_HEADERS:

@@ -342,6 +342,8 @@ class Invoker:
         cmd.target_handler_type = handler.ty
         idem = msg.HasField("idempotency_key") and bool(msg.idempotency_key)
         cmd.target_completion_retention_ms = svc.completion_retention_ms(handler, idem)
+        cmd.target_journal_retention_ms = svc.journal_retention(handler)
+        cmd.target_retry_policy.CopyFrom(svc.retry_policy(handler, self.config.retry_policy).to_record())
 
     def _fail(self, a: Attempt, effect, row, reason: str, retry_after: float | None, *, code: int = 500,
               server: str | None = None, stacktrace: str = "",

@@ -29,6 +29,8 @@ class TimerKind(enum.IntEnum):
     SCHEDULED_START = 3
     # A completed invocation's retention ran out: forget it (and a workflow's promises and state).
     RETENTION = 4
+    # A completed invocation's journal retention ran out: drop its journal, keep its result.
+    JOURNAL_RETENTION = 5
 
 
 class InvokeOutcome(enum.Enum):
@@ -52,6 +54,8 @@ class ManageOutcome(enum.Enum):
     ALREADY_PAUSED = "already_paused"        # 200
     NOT_STARTED = "not_started"              # 425 resume of an inboxed or scheduled invocation
     COMPLETED = "completed"                  # 409 resume of a completed invocation
+    STILL_RUNNING = "still_running"          # 409 restart-as-new of an invocation in flight
+    CANNOT_RESTART = "cannot_restart"        # 400 restart-as-new of a workflow or a purged journal
 
 
 @dataclass(slots=True, frozen=True)

@@ -29,10 +29,17 @@ from perdure.server.partition.effects import (
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.state_machine import ApplyResult, StateMachine
 from perdure.server.partition.store import Store
+from perdure.server.partition.timers import TimerQueue
 
 __all__ = ["AttemptRunner", "Leader", "now_ms"]
 
 log = logging.getLogger("perdure.leader")
+
+# After this many invocations were forgotten (purged, retention expired), give free store
+# pages back and truncate the store's write-ahead log; a bounded step (4 kB pages: 16 MB) so
+# one flush never stalls long.
+RECLAIM_AFTER_FORGOTTEN = 1000
+RECLAIM_MAX_PAGES = 4096
 
 
 def now_ms() -> int:
@@ -49,7 +56,8 @@ class AttemptRunner(Protocol):
 
 
 class Leader:
-    def __init__(self, log_: Log, store: Store, state_machine: StateMachine) -> None:
+    def __init__(self, log_: Log, store: Store, state_machine: StateMachine, *,
+                 clock: Callable[[], int] | None = None) -> None:
         self.log = log_
         self.store = store
         self.state_machine = state_machine
@@ -57,9 +65,14 @@ class Leader:
         self._pending: list[tuple[rec.Record, asyncio.Future[ApplyResult] | None]] = []
         self._wakeup = asyncio.Event()
         self._flusher: asyncio.Task | None = None
-        self._timers: list[tuple[int, int, Callable[[], None]]] = []
-        self._timer_seq = 0
+        self._clock = clock or now_ms
+        # Durable timers: a bounded window over the store's timer table (see timers.py).
+        self.timer_queue = TimerQueue(store)
+        # Retry back-offs: one per invocation waiting to retry, rebuilt at start from the rows.
+        self._retries: list[tuple[int, int, ScheduleRetry]] = []
+        self._retry_seq = 0
         self._timer_handle: asyncio.TimerHandle | None = None
+        self._armed_for: int | None = None
         self._waiters: dict[bytes, list[asyncio.Future[Respond]]] = {}
         self._closed = False
         self.fatal: BaseException | None = None
@@ -91,18 +104,18 @@ class Leader:
         return len(batch)
 
     def start(self) -> None:
-        """Begin leading: start the flusher, arm every stored timer, restart every attempt
+        """Begin leading: start the flusher, page in the timers due soon, restart every attempt
         that was in flight or due for a retry."""
         assert self.invoker is not None
         self._flusher = asyncio.get_running_loop().create_task(self._flush_loop(), name="leader-flusher")
-        for due_at, iid, kind, cid in self.store.timers():
-            self._arm_store_timer(due_at, iid, kind, cid)
-        now = now_ms()
+        now = self._clock()
+        self.timer_queue.load(now)
         for row in self.store.invocations_with_status("invoked"):
             if row.next_retry_at is not None and row.next_retry_at > now and row.retry_count > 0:
                 self._schedule_retry(ScheduleRetry(row.next_retry_at, row.id, row.attempt))
             else:
                 self.invoker.start(row.id)
+        self._rearm()
 
     async def close(self) -> None:
         self._closed = True
@@ -126,7 +139,7 @@ class Leader:
         if self.fatal is not None:
             raise self.fatal
         if not record.timestamp_ms:
-            record.timestamp_ms = now_ms()
+            record.timestamp_ms = self._clock()
         fut = asyncio.get_running_loop().create_future() if wait else None
         self._pending.append((record, fut))
         self._wakeup.set()
@@ -169,6 +182,8 @@ class Leader:
             for (record, _), lsn in zip(batch, lsns, strict=True):
                 results.append(sm.apply(lsn, record))
             self.store.set_applied_lsn(lsns[-1])
+        if self.store.forgotten_since_reclaim >= RECLAIM_AFTER_FORGOTTEN:
+            self.store.reclaim_space(RECLAIM_MAX_PAGES)
         for (_, fut), result in zip(batch, results, strict=True):
             for effect in result.effects:
                 self._carry_out(effect)
@@ -189,7 +204,8 @@ class Leader:
                 if not fut.done():
                     fut.set_result(effect)
         elif isinstance(effect, ScheduleTimer):
-            self._arm_store_timer(effect.due_at, effect.invocation_id, int(effect.kind), effect.completion_id)
+            self.timer_queue.add(effect.due_at, effect.invocation_id, int(effect.kind), effect.completion_id)
+            self._rearm_if_sooner(effect.due_at)
         elif isinstance(effect, ScheduleRetry):
             self._schedule_retry(effect)
         elif isinstance(effect, AbortAttempt):
@@ -213,45 +229,50 @@ class Leader:
 
     # ------------------------------------------------------------------ timers
 
-    def _arm_store_timer(self, due_at: int, invocation_id: bytes, kind: int, completion_id: int) -> None:
-        def fire() -> None:
-            record = rec.Record(timer=rec.TimerFired(invocation_id=invocation_id, kind=kind,
-                                                      completion_id=completion_id))
-            if not self._closed:
-                self.propose(record, wait=False)
-
-        self._add_timer(due_at, fire)
-
     def _schedule_retry(self, r: ScheduleRetry) -> None:
-        def fire() -> None:
-            row = self.store.get_invocation(r.invocation_id)
-            if row is not None and row.status == "invoked" and row.attempt == r.attempt and self.invoker:
-                self.invoker.start(r.invocation_id)
+        self._retry_seq += 1
+        heapq.heappush(self._retries, (r.due_at, self._retry_seq, r))
+        self._rearm_if_sooner(r.due_at)
 
-        self._add_timer(r.due_at, fire)
+    def _retry_now(self, r: ScheduleRetry) -> None:
+        row = self.store.get_invocation(r.invocation_id)
+        if row is not None and row.status == "invoked" and row.attempt == r.attempt and self.invoker:
+            self.invoker.start(r.invocation_id)
 
-    def _add_timer(self, due_at: int, fn: Callable[[], None]) -> None:
-        self._timer_seq += 1
-        heapq.heappush(self._timers, (due_at, self._timer_seq, fn))
-        if self._timers[0][1] == self._timer_seq:
+    def _rearm_if_sooner(self, due_at: int) -> None:
+        if self._armed_for is None or due_at < self._armed_for:
             self._rearm()
+
+    def _next_wakeup(self) -> int | None:
+        times = [t for t in (self.timer_queue.next_wakeup(),) if t is not None]
+        if self._retries:
+            times.append(self._retries[0][0])
+        return min(times) if times else None
 
     def _rearm(self) -> None:
         if self._timer_handle is not None:
             self._timer_handle.cancel()
             self._timer_handle = None
-        if not self._timers or self._closed:
+        self._armed_for = None
+        due = self._next_wakeup()
+        if due is None or self._closed:
             return
-        delay = max(0.0, (self._timers[0][0] - now_ms()) / 1000)
+        delay = max(0.0, (due - self._clock()) / 1000)
+        self._armed_for = due
         self._timer_handle = asyncio.get_running_loop().call_later(delay, self._fire_due)
 
     def _fire_due(self) -> None:
         self._timer_handle = None
-        now = now_ms()
-        while self._timers and self._timers[0][0] <= now:
-            _, _, fn = heapq.heappop(self._timers)
+        self._armed_for = None
+        now = self._clock()
+        if not self._closed and self.fatal is None:
+            for _, iid, kind, cid in self.timer_queue.pop_due(now):
+                self.propose(rec.Record(timer=rec.TimerFired(invocation_id=iid, kind=kind, completion_id=cid)),
+                             wait=False)
+        while self._retries and self._retries[0][0] <= now:
+            _, _, r = heapq.heappop(self._retries)
             try:
-                fn()
+                self._retry_now(r)
             except Exception:
-                log.exception("timer callback failed")
+                log.exception("starting a retry of %s failed", r.invocation_id.hex())
         self._rearm()

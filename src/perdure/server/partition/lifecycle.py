@@ -11,6 +11,12 @@ What each operation does, by the invocation's status (matched against Restate 1.
 | pause   | 409 not running              | paused, abort (202)    | 200, unchanged  | 200             | 409       |
 | resume  | 425 not started              | 200 (retries now)      | resumes (200)   | resumes (200)   | 409       |
 | purge   | 409 not completed            | 409                    | 409             | 409             | forgotten |
+| restart-as-new | 409 still running     | 409                    | 409             | 409             | new invocation |
+
+Restart-as-new starts a new invocation (an id the admin API chose, on the same partition) of
+the same handler with the same input and headers, invoked by `restart_as_new`; the old one
+stays as it is. A workflow's run cannot be restarted (its id is its key), nor an invocation
+whose journal, and so whose input, was purged.
 
 "Freed" means the invocation is forgotten at once, as Restate does: its callers and attached
 invocations get the failure, and a later lookup finds nothing (404). Purging a workflow's run
@@ -40,7 +46,7 @@ from perdure.server.partition.store import InvocationRow
 if TYPE_CHECKING:
     from perdure.server.partition.state_machine import ApplyResult, StateMachine
 
-__all__ = ["CANCELED", "CANCEL_SIGNAL", "KILLED", "cancel", "kill", "manage"]
+__all__ = ["CANCELED", "CANCEL_SIGNAL", "KILLED", "cancel", "kill", "manage", "purge", "purge_journal"]
 
 CANCEL_SIGNAL = 1  # the built-in signal index of cancellation (protocol.md section 3.3)
 CANCELED = (409, "canceled")
@@ -57,13 +63,15 @@ def manage(sm: StateMachine, m: rec.ManageInvocation, ts: int, result: ApplyResu
     if op == rec.KILL:
         return kill(sm, row, ts, result)
     if op == rec.PURGE:
-        return _purge(sm, row)
+        return purge(sm, row)
     if op == rec.PURGE_JOURNAL:
-        return _purge_journal(sm, row)
+        return purge_journal(sm, row)
     if op == rec.PAUSE:
         return _pause(sm, row, ts, result)
     if op == rec.RESUME:
         return _resume(sm, row, m.resume_deployment_id, ts, result)
+    if op == rec.RESTART:
+        return _restart_as_new(sm, row, m.new_invocation_id, ts, result)
     raise ValueError(f"unknown invocation operation {op}")
 
 
@@ -158,7 +166,10 @@ def _forget(sm: StateMachine, row: InvocationRow) -> None:
         store.delete_idempotency(row.service, row.key, row.handler, row.idempotency_key)
 
 
-def _purge(sm: StateMachine, row: InvocationRow) -> ManageOutcome:
+def purge(sm: StateMachine, row: InvocationRow) -> ManageOutcome:
+    """Forget a completed invocation (an operator's purge, or its retention ran out): its row,
+    journal, timers, idempotency key and, for a workflow's run, the workflow's promises and
+    state."""
     if row.status != COMPLETED:
         return ManageOutcome.NOT_COMPLETED
     _forget(sm, row)
@@ -167,7 +178,7 @@ def _purge(sm: StateMachine, row: InvocationRow) -> ManageOutcome:
     return ManageOutcome.DONE
 
 
-def _purge_journal(sm: StateMachine, row: InvocationRow) -> ManageOutcome:
+def purge_journal(sm: StateMachine, row: InvocationRow) -> ManageOutcome:
     if row.status != COMPLETED:
         return ManageOutcome.NOT_COMPLETED
     sm.store.delete_journal(row.id)
@@ -215,4 +226,25 @@ def _resume(sm: StateMachine, row: InvocationRow, deployment_id: str, ts: int,
     row.modified_at = ts
     sm.resume(row, result)
     sm.store.put_invocation(row)
+    return ManageOutcome.DONE
+
+
+def _restart_as_new(sm: StateMachine, row: InvocationRow, new_id: bytes, ts: int,
+                    result: ApplyResult) -> ManageOutcome:
+    if row.status != COMPLETED:
+        return ManageOutcome.STILL_RUNNING
+    first = sm.store.journal_entry(row.id, 0)
+    if row.handler_ty == "workflow" or first is None or first.entry_type != T.INPUT_COMMAND:
+        return ManageOutcome.CANNOT_RESTART
+    given = pb.InputCommandMessage.FromString(first.raw)
+    invoke = rec.Invoke(
+        invocation_id=new_id, service=row.service, handler=row.handler, key=row.key,
+        input=given.value.content, headers=[rec.Header(key=h.key, value=h.value) for h in given.headers],
+        invoked_by=rec.RESTART_AS_NEW, invoked_by_id=row.id, service_type=row.service_ty,
+        handler_type=row.handler_ty, is_send=True, completion_retention_ms=row.completion_retention_ms,
+        journal_retention_ms=row.journal_retention_ms,
+    )
+    if row.retry_initial_interval_ms is not None:
+        invoke.retry_policy.CopyFrom(sm.retry_policy_of(row).to_record())
+    sm.start_invocation(invoke, ts, result)
     return ManageOutcome.DONE

@@ -36,7 +36,7 @@ from perdure.server.partition.effects import (
 )
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.notification_results import set_value
-from perdure.server.partition.retry import RetryPolicy
+from perdure.server.partition.retry import OnMaxAttempts, RetryPolicy
 from perdure.server.partition.status import (
     COMPLETED,
     INBOXED,
@@ -122,6 +122,10 @@ class StateMachine:
 
     # ------------------------------------------------------------------ invoke
 
+    def start_invocation(self, inv: rec.Invoke, ts: int, result: ApplyResult) -> None:
+        """Create an invocation as an Invoke record would (restart-as-new uses it)."""
+        self._apply_invoke(inv, ts, result)
+
     def _apply_invoke(self, inv: rec.Invoke, ts: int, result: ApplyResult) -> None:
         store = self.store
         existing = store.get_invocation(inv.invocation_id)
@@ -178,6 +182,8 @@ class StateMachine:
             last_stored_entry_at=ts,
             trace_id=inv.trace_id or None,
         )
+        if inv.HasField("retry_policy"):
+            _set_retry_policy(row, RetryPolicy.from_record(inv.retry_policy))
         input_cmd = pb.InputCommandMessage(
             headers=[pb.Header(key=h.key, value=h.value) for h in inv.headers],
             value=pb.Value(content=inv.input),
@@ -361,7 +367,10 @@ class StateMachine:
             handler_type=cmd.target_handler_type,
             is_send=mtype == T.ONE_WAY_CALL_COMMAND,
             completion_retention_ms=cmd.target_completion_retention_ms,
+            journal_retention_ms=cmd.target_journal_retention_ms,
         )
+        if cmd.HasField("target_retry_policy"):
+            invoke.retry_policy.CopyFrom(cmd.target_retry_policy)
         if mtype == T.CALL_COMMAND:
             invoke.caller.invocation_id = row.id
             invoke.caller.result_completion_id = m.result_completion_id
@@ -425,9 +434,10 @@ class StateMachine:
             row.status = PAUSED
             row.next_retry_at = None
             return
-        delay = self.retry_policy.next_delay_ms(row.retry_count)
+        policy = self.retry_policy_of(row)
+        delay = policy.next_delay_ms(row.retry_count)
         if delay is None:
-            if self.retry_policy.on_max_attempts == "kill":
+            if policy.on_max_attempts == OnMaxAttempts.KILL:
                 row.completion_result = "failure"
                 row.failure_code, row.failure_message = f.code or 500, f.message
                 self.complete(row, ts, result)
@@ -439,6 +449,20 @@ class StateMachine:
             delay = f.next_retry_delay_ms
         row.next_retry_at = ts + delay
         result.effects.append(ScheduleRetry(row.next_retry_at, row.id, row.attempt))
+
+    def retry_policy_of(self, row: InvocationRow) -> RetryPolicy:
+        """The policy stored on the invocation, or the server default for rows written before
+        policies were resolved per invocation."""
+        if row.retry_initial_interval_ms is None:
+            return self.retry_policy
+        return RetryPolicy(
+            initial_interval_ms=row.retry_initial_interval_ms,
+            factor=row.retry_factor if row.retry_factor is not None else self.retry_policy.factor,
+            max_interval_ms=row.retry_max_interval_ms if row.retry_max_interval_ms is not None
+            else self.retry_policy.max_interval_ms,
+            max_attempts=row.retry_max_attempts or None,
+            on_max_attempts=OnMaxAttempts(row.retry_on_max_attempts or OnMaxAttempts.PAUSE),
+        )
 
     # ------------------------------------------------------------------ completion
 
@@ -459,11 +483,25 @@ class StateMachine:
         # Nothing it waited on matters any more.
         store.delete_timers_of(row.id, TimerKind.SLEEP)
         store.forget_promise_listener(row.id)
+        self._schedule_cleanup(row, ts, result)
         result.effects.append(self.respond(row))
         if _needs_lock(row.service_ty, row.handler_ty) and store.lock_holder(row.service, row.key) == row.id:
             store.unlock(row.service, row.key)
             self._start_next_in_inbox(row.service, row.key, ts, result)
         self.answer_waiters(row, ts, result)
+
+    def _schedule_cleanup(self, row: InvocationRow, ts: int, result: ApplyResult) -> None:
+        """Arm the timers that forget a completed invocation once its retention runs out, and
+        drop its journal once the journal retention runs out (if sooner). A retention of 0
+        expires at once, still through a timer record, so that the row written after this
+        (and the answer to whoever waits) is not lost and a replay does the same."""
+        completion_due = ts + row.completion_retention_ms
+        journal_due = ts + min(row.journal_retention_ms, row.completion_retention_ms)
+        if journal_due < completion_due:
+            self.store.put_timer(row.id, TimerKind.JOURNAL_RETENTION, 0, journal_due)
+            result.effects.append(ScheduleTimer(journal_due, row.id, TimerKind.JOURNAL_RETENTION, 0))
+        self.store.put_timer(row.id, TimerKind.RETENTION, 0, completion_due)
+        result.effects.append(ScheduleTimer(completion_due, row.id, TimerKind.RETENTION, 0))
 
     def answer_waiters(self, row: InvocationRow, ts: int, result: ApplyResult) -> None:
         """Deliver `row`'s result to its caller and to every invocation attached to it."""
@@ -541,6 +579,10 @@ class StateMachine:
         elif t.kind == TimerKind.SCHEDULED_START and row.status == SCHEDULED:
             self._enqueue_or_start(row, ts, result)
             store.put_invocation(row)
+        elif t.kind == TimerKind.RETENTION and row.status == COMPLETED:
+            lifecycle.purge(self, row)
+        elif t.kind == TimerKind.JOURNAL_RETENTION and row.status == COMPLETED:
+            lifecycle.purge_journal(self, row)
 
     def _apply_signal(self, s: rec.DeliverSignal, ts: int, result: ApplyResult) -> None:
         row = self.store.get_invocation(s.invocation_id)
@@ -708,6 +750,14 @@ def _frame(mtype: int, msg) -> bytes:
 def _copy_row(src: InvocationRow, dst: InvocationRow) -> None:
     for name in InvocationRow.__slots__:
         setattr(dst, name, getattr(src, name))
+
+
+def _set_retry_policy(row: InvocationRow, policy: RetryPolicy) -> None:
+    row.retry_initial_interval_ms = policy.initial_interval_ms
+    row.retry_factor = policy.factor
+    row.retry_max_interval_ms = policy.max_interval_ms
+    row.retry_max_attempts = policy.max_attempts or 0
+    row.retry_on_max_attempts = str(policy.on_max_attempts)
 
 
 def _signed64(value: int) -> int:

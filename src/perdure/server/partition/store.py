@@ -72,7 +72,13 @@ CREATE TABLE IF NOT EXISTS invocation (
     last_stored_entry_at INTEGER,
     trace_id TEXT,
     -- Restate's error code for the last failure, e.g. RT0007 (SDK error), RT0016 (journal mismatch)
-    last_failure_error_code TEXT
+    last_failure_error_code TEXT,
+    -- the retry policy resolved at ingress or call time; NULL: the server default
+    retry_initial_interval_ms INTEGER,
+    retry_factor REAL,
+    retry_max_interval_ms INTEGER,
+    retry_max_attempts INTEGER,
+    retry_on_max_attempts TEXT
 );
 CREATE INDEX IF NOT EXISTS invocation_status ON invocation(status);
 CREATE TABLE IF NOT EXISTS journal (
@@ -156,6 +162,11 @@ CREATE INDEX IF NOT EXISTS promise_listener_invocation ON promise_listener(invoc
 # store adds them, so a data directory survives an upgrade.
 _ADDED_COLUMNS = [
     ("listener", "kind", "INTEGER NOT NULL DEFAULT 0"),
+    ("invocation", "retry_initial_interval_ms", "INTEGER"),
+    ("invocation", "retry_factor", "REAL"),
+    ("invocation", "retry_max_interval_ms", "INTEGER"),
+    ("invocation", "retry_max_attempts", "INTEGER"),
+    ("invocation", "retry_on_max_attempts", "TEXT"),
 ]
 
 
@@ -224,6 +235,11 @@ class InvocationRow:
     last_stored_entry_at: int | None
     trace_id: str | None
     last_failure_error_code: str | None = None
+    retry_initial_interval_ms: int | None = None
+    retry_factor: float | None = None
+    retry_max_interval_ms: int | None = None
+    retry_max_attempts: int | None = None  # 0 = unlimited
+    retry_on_max_attempts: str | None = None
 
 
 _INVOCATION_COLUMNS = [f.name for f in fields(InvocationRow)]
@@ -251,6 +267,9 @@ class Store:
     def __init__(self, path: Path | str) -> None:
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # Only takes effect on a new file (before the first table): lets `reclaim_space` give
+        # the pages of purged invocations back to the file system.
+        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         # The log is the durability boundary; see the module docstring.
         self._db.execute("PRAGMA synchronous=OFF")
@@ -262,6 +281,7 @@ class Store:
             if column not in have:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         self._in_tx = False
+        self.forgotten_since_reclaim = 0  # invocations deleted since the last reclaim_space
 
     def close(self) -> None:
         self._db.close()
@@ -280,6 +300,16 @@ class Store:
             self._db.execute("COMMIT")
         finally:
             self._in_tx = False
+
+    def reclaim_space(self, max_pages: int | None = None) -> None:
+        """Give free pages back to the file system (up to `max_pages`, else all) and truncate
+        the write-ahead log. Outside a transaction."""
+        assert not self._in_tx
+        # executescript steps the pragma to completion; execute() would free a single page.
+        pages = "" if max_pages is None else f"({int(max_pages)})"
+        self._db.executescript(f"PRAGMA incremental_vacuum{pages};")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        self.forgotten_since_reclaim = 0
 
     # ------------------------------------------------------------------ meta
 
@@ -302,6 +332,7 @@ class Store:
     def delete_invocation(self, invocation_id: bytes) -> None:
         """Forget an invocation: its row, journal, timers and the listeners waiting on it."""
         self._db.execute("DELETE FROM invocation WHERE id=?", (invocation_id,))
+        self.forgotten_since_reclaim += 1
         self._db.execute("DELETE FROM journal WHERE invocation_id=?", (invocation_id,))
         self._db.execute("DELETE FROM timer WHERE invocation_id=?", (invocation_id,))
         self._db.execute("DELETE FROM listener WHERE target_id=?", (invocation_id,))
@@ -462,6 +493,22 @@ class Store:
 
     def delete_timers_of(self, invocation_id: bytes, kind: int) -> None:
         self._db.execute("DELETE FROM timer WHERE invocation_id=? AND kind=?", (invocation_id, kind))
+
+    def timers_page(self, after: tuple[int, bytes, int, int] | None, due_by: int,
+                    limit: int) -> list[tuple[int, bytes, int, int]]:
+        """Up to `limit` timers as (due_at, invocation_id, kind, completion_id), in that order,
+        due by `due_by` and (if `after` is given) ordered after it."""
+        if after is None:
+            cur = self._db.execute(
+                "SELECT due_at, invocation_id, kind, completion_id FROM timer WHERE due_at <= ? "
+                "ORDER BY due_at, invocation_id, kind, completion_id LIMIT ?", (due_by, limit))
+        else:
+            cur = self._db.execute(
+                "SELECT due_at, invocation_id, kind, completion_id FROM timer "
+                "WHERE due_at >= ? AND due_at <= ? AND (due_at, invocation_id, kind, completion_id) > (?,?,?,?) "
+                "ORDER BY due_at, invocation_id, kind, completion_id LIMIT ?",
+                (after[0], due_by, *after, limit))
+        return list(cur)
 
     def timers(self) -> list[tuple[int, bytes, int, int]]:
         """Every timer as (due_at, invocation_id, kind, completion_id), soonest first."""

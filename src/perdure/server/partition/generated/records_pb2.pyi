@@ -21,6 +21,7 @@ class InvocationOp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PURGE_JOURNAL: _ClassVar[InvocationOp]
     PAUSE: _ClassVar[InvocationOp]
     RESUME: _ClassVar[InvocationOp]
+    RESTART: _ClassVar[InvocationOp]
 INGRESS: InvokedBy
 SERVICE: InvokedBy
 RESTART_AS_NEW: InvokedBy
@@ -30,6 +31,7 @@ PURGE: InvocationOp
 PURGE_JOURNAL: InvocationOp
 PAUSE: InvocationOp
 RESUME: InvocationOp
+RESTART: InvocationOp
 
 class Header(_message.Message):
     __slots__ = ("key", "value")
@@ -50,7 +52,7 @@ class Caller(_message.Message):
     def __init__(self, invocation_id: _Optional[bytes] = ..., result_completion_id: _Optional[int] = ..., service_name: _Optional[str] = ...) -> None: ...
 
 class Invoke(_message.Message):
-    __slots__ = ("invocation_id", "service", "handler", "key", "input", "headers", "idempotency_key", "execute_at_ms", "caller", "invoked_by", "invoked_by_id", "invoked_by_service", "service_type", "handler_type", "is_send", "completion_retention_ms", "journal_retention_ms", "trace_id")
+    __slots__ = ("invocation_id", "service", "handler", "key", "input", "headers", "idempotency_key", "execute_at_ms", "caller", "invoked_by", "invoked_by_id", "invoked_by_service", "service_type", "handler_type", "is_send", "completion_retention_ms", "journal_retention_ms", "trace_id", "retry_policy")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     HANDLER_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +71,7 @@ class Invoke(_message.Message):
     COMPLETION_RETENTION_MS_FIELD_NUMBER: _ClassVar[int]
     JOURNAL_RETENTION_MS_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
     invocation_id: bytes
     service: str
     handler: str
@@ -87,7 +90,22 @@ class Invoke(_message.Message):
     completion_retention_ms: int
     journal_retention_ms: int
     trace_id: str
-    def __init__(self, invocation_id: _Optional[bytes] = ..., service: _Optional[str] = ..., handler: _Optional[str] = ..., key: _Optional[str] = ..., input: _Optional[bytes] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., idempotency_key: _Optional[str] = ..., execute_at_ms: _Optional[int] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., invoked_by: _Optional[_Union[InvokedBy, str]] = ..., invoked_by_id: _Optional[bytes] = ..., invoked_by_service: _Optional[str] = ..., service_type: _Optional[str] = ..., handler_type: _Optional[str] = ..., is_send: _Optional[bool] = ..., completion_retention_ms: _Optional[int] = ..., journal_retention_ms: _Optional[int] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    retry_policy: RetryPolicy
+    def __init__(self, invocation_id: _Optional[bytes] = ..., service: _Optional[str] = ..., handler: _Optional[str] = ..., key: _Optional[str] = ..., input: _Optional[bytes] = ..., headers: _Optional[_Iterable[_Union[Header, _Mapping]]] = ..., idempotency_key: _Optional[str] = ..., execute_at_ms: _Optional[int] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ..., invoked_by: _Optional[_Union[InvokedBy, str]] = ..., invoked_by_id: _Optional[bytes] = ..., invoked_by_service: _Optional[str] = ..., service_type: _Optional[str] = ..., handler_type: _Optional[str] = ..., is_send: _Optional[bool] = ..., completion_retention_ms: _Optional[int] = ..., journal_retention_ms: _Optional[int] = ..., trace_id: _Optional[str] = ..., retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ...) -> None: ...
+
+class RetryPolicy(_message.Message):
+    __slots__ = ("initial_interval_ms", "exponentiation_factor", "max_interval_ms", "max_attempts", "kill_on_max_attempts")
+    INITIAL_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPONENTIATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    MAX_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    KILL_ON_MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    initial_interval_ms: int
+    exponentiation_factor: float
+    max_interval_ms: int
+    max_attempts: int
+    kill_on_max_attempts: bool
+    def __init__(self, initial_interval_ms: _Optional[int] = ..., exponentiation_factor: _Optional[float] = ..., max_interval_ms: _Optional[int] = ..., max_attempts: _Optional[int] = ..., kill_on_max_attempts: _Optional[bool] = ...) -> None: ...
 
 class InvokerEffect(_message.Message):
     __slots__ = ("invocation_id", "attempt", "pin_deployment_id", "pin_protocol_version", "command", "run_proposal", "suspended", "failed", "end", "started")
@@ -114,20 +132,24 @@ class InvokerEffect(_message.Message):
     def __init__(self, invocation_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., pin_deployment_id: _Optional[str] = ..., pin_protocol_version: _Optional[int] = ..., command: _Optional[_Union[JournalCommand, _Mapping]] = ..., run_proposal: _Optional[_Union[RunProposal, _Mapping]] = ..., suspended: _Optional[_Union[Suspended, _Mapping]] = ..., failed: _Optional[_Union[AttemptFailed, _Mapping]] = ..., end: _Optional[_Union[End, _Mapping]] = ..., started: _Optional[_Union[AttemptStarted, _Mapping]] = ...) -> None: ...
 
 class JournalCommand(_message.Message):
-    __slots__ = ("message_type", "payload", "requested_ack", "target_service_type", "target_handler_type", "target_completion_retention_ms")
+    __slots__ = ("message_type", "payload", "requested_ack", "target_service_type", "target_handler_type", "target_completion_retention_ms", "target_journal_retention_ms", "target_retry_policy")
     MESSAGE_TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_ACK_FIELD_NUMBER: _ClassVar[int]
     TARGET_SERVICE_TYPE_FIELD_NUMBER: _ClassVar[int]
     TARGET_HANDLER_TYPE_FIELD_NUMBER: _ClassVar[int]
     TARGET_COMPLETION_RETENTION_MS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_JOURNAL_RETENTION_MS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_RETRY_POLICY_FIELD_NUMBER: _ClassVar[int]
     message_type: int
     payload: bytes
     requested_ack: bool
     target_service_type: str
     target_handler_type: str
     target_completion_retention_ms: int
-    def __init__(self, message_type: _Optional[int] = ..., payload: _Optional[bytes] = ..., requested_ack: _Optional[bool] = ..., target_service_type: _Optional[str] = ..., target_handler_type: _Optional[str] = ..., target_completion_retention_ms: _Optional[int] = ...) -> None: ...
+    target_journal_retention_ms: int
+    target_retry_policy: RetryPolicy
+    def __init__(self, message_type: _Optional[int] = ..., payload: _Optional[bytes] = ..., requested_ack: _Optional[bool] = ..., target_service_type: _Optional[str] = ..., target_handler_type: _Optional[str] = ..., target_completion_retention_ms: _Optional[int] = ..., target_journal_retention_ms: _Optional[int] = ..., target_retry_policy: _Optional[_Union[RetryPolicy, _Mapping]] = ...) -> None: ...
 
 class RunProposal(_message.Message):
     __slots__ = ("completion_id", "payload", "requested_ack")
@@ -232,14 +254,16 @@ class DeliverCallResult(_message.Message):
     def __init__(self, invocation_id: _Optional[bytes] = ..., completion_id: _Optional[int] = ..., value: _Optional[bytes] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
 class ManageInvocation(_message.Message):
-    __slots__ = ("invocation_id", "op", "resume_deployment_id")
+    __slots__ = ("invocation_id", "op", "resume_deployment_id", "new_invocation_id")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
     RESUME_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NEW_INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     invocation_id: bytes
     op: InvocationOp
     resume_deployment_id: str
-    def __init__(self, invocation_id: _Optional[bytes] = ..., op: _Optional[_Union[InvocationOp, str]] = ..., resume_deployment_id: _Optional[str] = ...) -> None: ...
+    new_invocation_id: bytes
+    def __init__(self, invocation_id: _Optional[bytes] = ..., op: _Optional[_Union[InvocationOp, str]] = ..., resume_deployment_id: _Optional[str] = ..., new_invocation_id: _Optional[bytes] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("timestamp_ms", "invoke", "effect", "timer", "signal", "call_result", "manage")
