@@ -1,0 +1,145 @@
+"""Engines under benchmark: start/stop, start-up time, CPU and RSS from ``/proc``.
+
+Reuses :mod:`tests.support` (``PerdureServer``/``RestateServer``/``ServiceProcess``), which
+pick free loopback ports and own their data dirs. CPU and RSS are summed over the server's
+whole process tree (main pid + descendants), so an engine that forks helpers is not
+flattered.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+ENGINES = ("perdure", "restate")
+DEPLOYMENTS = ("official", "perdure")  # which SDK the service process uses
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                text = Path(f"/proc/{pid}/task/{tid}/children").read_text()
+            except OSError:
+                continue
+            out.extend(int(c) for c in text.split())
+    except OSError:
+        pass
+    return out
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (those alive right now)."""
+    seen, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.append(p)
+        todo.extend(_children(p))
+    return seen
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid``'s tree (all threads; exited children excluded)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size (``VmRSS``) of ``pid``'s tree, in bytes."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
+@dataclass
+class Engine:
+    """One server process of one engine, with both deployments registered on it."""
+
+    name: str
+    base: Path
+    server: Any = None
+    startup_s: float | None = None
+    restart_s: list[float] = field(default_factory=list)
+    idle_rss: int | None = None
+
+    def _make(self) -> Any:
+        from tests.support import PerdureServer, RestateServer
+
+        logs = self.base / "logs"
+        if self.name == "restate":
+            # One partition: the closest match to perdure's single partition per node, and
+            # the lighter configuration (fewer RocksDB column families / workers).
+            return RestateServer(
+                self.base / "data",
+                env={"RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7": "true"},
+                log_dir=logs,
+                num_partitions=int(os.environ.get("BENCH_RESTATE_PARTITIONS", "4")),
+            )
+        if self.name == "perdure":
+            return PerdureServer(self.base / "data", log_dir=logs)
+        raise ValueError(f"unknown engine {self.name!r}")
+
+    def start(self) -> Engine:
+        self.server = self._make()
+        t0 = time.perf_counter()
+        self.server.start()
+        self.startup_s = time.perf_counter() - t0
+        return self
+
+    def restart_hard(self) -> float:
+        """SIGKILL and start again on the same ports and data; returns the restart time."""
+        self.server.kill()
+        t0 = time.perf_counter()
+        self.server.start()
+        took = time.perf_counter() - t0
+        self.restart_s.append(took)
+        return took
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    @property
+    def url(self) -> str:
+        return self.server.ingress_url
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def rss(self) -> int:
+        return rss_bytes(self.pid)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+
+
+def start_service(deployment: str, base: Path) -> Any:
+    from tests.support import ServiceProcess
+
+    return ServiceProcess(
+        f"bench.services.app:{deployment}_app",
+        True,
+        log_dir=base / "logs",
+        name=f"bench-svc-{deployment}",
+    ).start()
