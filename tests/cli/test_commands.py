@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.cli.cli_helpers import GREETER, INTROSPECTED, perdure, rows, send, status, wait_status
-from tests.support import PerdureServer, ServiceProcess, free_port
+from tests.support import PerdureServer, ServiceProcess, free_port, wait_until
 
 INVOCATION_ID = re.compile(r"inv_1[0-9a-zA-Z]{33}")
 
@@ -233,18 +233,25 @@ def test_operations_need_ids_or_a_filter_but_not_both(env):
     assert "not both" in both
 
 
-def test_restart_as_new_surfaces_the_servers_answer(env):
+def test_restart_as_new_starts_a_new_invocation_with_the_same_input(env):
     assert env.call("Counter", "add", 1, key="restart").ok
     iid = rows(env, "SELECT id FROM sys_invocation WHERE target = 'Counter/restart/add'")[0]["id"]
-    result = perdure(env, "invocations", "restart-as-new", iid, "--from", "1")
-    # perdure's server has no restart-as-new yet: the command must say so in the server's words.
-    if result.returncode == 0:
-        (new_id,) = re.findall(rf"restarted {iid} as ({INVOCATION_ID.pattern})", result.stdout)
-        assert status(env, new_id) is not None
-    else:
-        err = failed(result)
-        answer = env.admin("PATCH", f"/invocations/{iid}/restart-as-new?from=1")
-        assert f"HTTP {answer.status}: {answer.json()['message']}" in err
+
+    result = perdure(env, "invocations", "restart-as-new", iid)
+
+    assert result.returncode == 0, result.stderr
+    (new_id,) = re.findall(rf"restarted {iid} as ({INVOCATION_ID.pattern})", result.stdout)
+    assert new_id != iid
+    wait_until(lambda: status(env, new_id) == "completed", timeout=20, what="the restarted invocation to complete")
+    assert env.call("Counter", "get", key="restart").json() == 2, "the same input (+1) was applied again"
+
+
+def test_restart_as_new_from_a_journal_prefix_reports_the_servers_refusal(env):
+    assert env.call("Counter", "add", 1, key="restart-from").ok
+    iid = rows(env, "SELECT id FROM sys_invocation WHERE target = 'Counter/restart-from/add'")[0]["id"]
+    answer_status = env.admin("PATCH", f"/invocations/{iid}/restart-as-new?from=1").status
+    err = failed(perdure(env, "invocations", "restart-as-new", iid, "--from", "1"))
+    assert f"HTTP {answer_status}" in err and "not supported" in err
 
 
 # ---------------------------------------------------------------------------- state and SQL
@@ -258,15 +265,16 @@ def test_state_get_shows_an_objects_state(env):
     assert "has no state" in ok_err(perdure(env, "state", "get", "Counter", "never-used"))
 
 
-def test_state_set_and_clear_say_when_the_server_cannot_edit_state(env):
+def test_state_set_and_clear_edit_an_objects_state(env):
     assert env.call("Counter", "add", 1, key="edit-k").ok
-    answer = env.admin("POST", "/services/Counter/state", json={"object_key": "edit-k", "new_state": {}})
-    if answer.status < 400:
-        pytest.skip("this server implements state editing; covered by the Restate test")
-    for args in (("set", "Counter", "edit-k", "count", "9"), ("clear", "Counter", "edit-k")):
-        err = failed(perdure(env, "state", *args))
-        assert "cannot edit state" in err and f"HTTP {answer.status}" in err
-    assert env.call("Counter", "get", key="edit-k").json() == 1
+
+    ok(perdure(env, "state", "set", "Counter", "edit-k", "count", "9"))
+    assert env.call("Counter", "get", key="edit-k").json() == 9
+    assert env.call("Counter", "add", 1, key="edit-k").json() == 10, "handlers see the edited state"
+
+    ok(perdure(env, "state", "clear", "Counter", "edit-k", "count"))
+    assert "has no state" in ok_err(perdure(env, "state", "get", "Counter", "edit-k"))
+
     bad = perdure(env, "state", "set", "Counter", "edit-k", "count", "{nope")
     assert bad.returncode == 2 and "not valid JSON" in bad.stderr
 

@@ -301,3 +301,12 @@ def test_applying_the_same_records_to_an_empty_store_gives_the_same_store(tmp_pa
     tables = ["invocation", "journal", "state", "vo_lock", "inbox", "timer", "idempotency"]
     for t in tables:
         assert a.store.query(f"SELECT * FROM {t} ORDER BY 1, 2") == b.store.query(f"SELECT * FROM {t} ORDER BY 1, 2"), t
+
+
+def test_admin_state_replacement_replaces_the_whole_state_of_one_key(h):
+    h.store.set_state("Counter", "k", b"old", b"1")
+    h.store.set_state("Counter", "other", b"keep", b"2")
+    h.apply(rec.Record(set_state=rec.SetObjectState(service="Counter", key="k", entries=[
+        rec.StateEntry(key=b"a", value=b"10"), rec.StateEntry(key=b"b", value=b"")])))
+    assert h.store.all_state("Counter", "k") == [(b"a", b"10"), (b"b", b"")]
+    assert h.store.all_state("Counter", "other") == [(b"keep", b"2")]

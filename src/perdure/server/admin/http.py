@@ -345,6 +345,33 @@ class Admin:
         assert result.manage is not None
         return result.manage
 
+    async def set_state(self, request: web.Request) -> web.Response:
+        """`POST /services/{service}/state` with `{"object_key": ..., "new_state": {key: [bytes as
+        numbers]}}`: replace the whole state of one key, through the log. The optional
+        `version` (optimistic concurrency) is not checked yet."""
+        assert self.leader is not None
+        name = request.match_info["name"]
+        svc = self.schema.services.get(name)
+        if svc is None:
+            return _error(404, f"service {name} not found")
+        if not svc.keyed:
+            return _error(400, f"service {name} is not a virtual object or workflow; it has no state")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return _error(400, f"the request body is not valid JSON: {e}")
+        key = body.get("object_key") if isinstance(body, dict) else None
+        new_state = body.get("new_state") if isinstance(body, dict) else None
+        if not isinstance(key, str) or not isinstance(new_state, dict):
+            return _error(400, 'expected {"object_key": "<key>", "new_state": {"<name>": [<bytes>]}}')
+        entries = []
+        for k, v in new_state.items():
+            if not isinstance(v, list) or not all(isinstance(b, int) and 0 <= b <= 255 for b in v):
+                return _error(400, f"the value of state key {k!r} must be an array of byte values 0..255")
+            entries.append(rec.StateEntry(key=k.encode(), value=bytes(v)))
+        await self.leader.propose(rec.Record(set_state=rec.SetObjectState(service=name, key=key, entries=entries)))
+        return web.Response(status=202)
+
     async def batch_operation(self, request: web.Request) -> web.Response:
         """`POST /internal/invocations_batch_operations/{op}` with `{"invocation_ids": [...]}`:
         the operation on each (up to 1000), answered with what succeeded and what failed."""
@@ -494,4 +521,5 @@ def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
             r.add_patch(prefix + "/invocations/{id}/{op}", admin.patch_invocation)
             r.add_delete(prefix + "/invocations/{id}", admin.delete_invocation)
             r.add_post(prefix + "/internal/invocations_batch_operations/{op}", admin.batch_operation)
+            r.add_post(prefix + "/services/{name}/state", admin.set_state)
     return app

@@ -116,6 +116,11 @@ class StateMachine:
             self._apply_signal(record.signal, ts, result)
         elif kind == "manage":
             result.manage = lifecycle.manage(self, record.manage, ts, result)
+        elif kind == "set_state":
+            s = record.set_state
+            self.store.clear_all_state(s.service, s.key)
+            for entry in s.entries:
+                self.store.set_state(s.service, s.key, entry.key, entry.value)
         else:
             log.warning("record at lsn %d has unknown kind %r; skipped", lsn, kind)
         return result

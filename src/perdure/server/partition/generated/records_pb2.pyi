@@ -266,7 +266,7 @@ class ManageInvocation(_message.Message):
     def __init__(self, invocation_id: _Optional[bytes] = ..., op: _Optional[_Union[InvocationOp, str]] = ..., resume_deployment_id: _Optional[str] = ..., new_invocation_id: _Optional[bytes] = ...) -> None: ...
 
 class Record(_message.Message):
-    __slots__ = ("timestamp_ms", "invoke", "effect", "timer", "signal", "call_result", "manage")
+    __slots__ = ("timestamp_ms", "invoke", "effect", "timer", "signal", "call_result", "manage", "set_state")
     TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
     INVOKE_FIELD_NUMBER: _ClassVar[int]
     EFFECT_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +274,7 @@ class Record(_message.Message):
     SIGNAL_FIELD_NUMBER: _ClassVar[int]
     CALL_RESULT_FIELD_NUMBER: _ClassVar[int]
     MANAGE_FIELD_NUMBER: _ClassVar[int]
+    SET_STATE_FIELD_NUMBER: _ClassVar[int]
     timestamp_ms: int
     invoke: Invoke
     effect: InvokerEffect
@@ -281,4 +282,23 @@ class Record(_message.Message):
     signal: DeliverSignal
     call_result: DeliverCallResult
     manage: ManageInvocation
-    def __init__(self, timestamp_ms: _Optional[int] = ..., invoke: _Optional[_Union[Invoke, _Mapping]] = ..., effect: _Optional[_Union[InvokerEffect, _Mapping]] = ..., timer: _Optional[_Union[TimerFired, _Mapping]] = ..., signal: _Optional[_Union[DeliverSignal, _Mapping]] = ..., call_result: _Optional[_Union[DeliverCallResult, _Mapping]] = ..., manage: _Optional[_Union[ManageInvocation, _Mapping]] = ...) -> None: ...
+    set_state: SetObjectState
+    def __init__(self, timestamp_ms: _Optional[int] = ..., invoke: _Optional[_Union[Invoke, _Mapping]] = ..., effect: _Optional[_Union[InvokerEffect, _Mapping]] = ..., timer: _Optional[_Union[TimerFired, _Mapping]] = ..., signal: _Optional[_Union[DeliverSignal, _Mapping]] = ..., call_result: _Optional[_Union[DeliverCallResult, _Mapping]] = ..., manage: _Optional[_Union[ManageInvocation, _Mapping]] = ..., set_state: _Optional[_Union[SetObjectState, _Mapping]] = ...) -> None: ...
+
+class SetObjectState(_message.Message):
+    __slots__ = ("service", "key", "entries")
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    service: str
+    key: str
+    entries: _containers.RepeatedCompositeFieldContainer[StateEntry]
+    def __init__(self, service: _Optional[str] = ..., key: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[StateEntry, _Mapping]]] = ...) -> None: ...
+
+class StateEntry(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    value: bytes
+    def __init__(self, key: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
