@@ -160,14 +160,12 @@ CREATE INDEX IF NOT EXISTS promise_listener_invocation ON promise_listener(invoc
 
 # Columns added after a table first shipped: (table, column, definition). Opening an older
 # store adds them, so a data directory survives an upgrade.
+# Columns added to tables of older stores on open. The `invocation` table needs no entries:
+# every InvocationRow field missing from it is added (see _add_missing_invocation_columns).
 _ADDED_COLUMNS = [
     ("listener", "kind", "INTEGER NOT NULL DEFAULT 0"),
-    ("invocation", "retry_initial_interval_ms", "INTEGER"),
-    ("invocation", "retry_factor", "REAL"),
-    ("invocation", "retry_max_interval_ms", "INTEGER"),
-    ("invocation", "retry_max_attempts", "INTEGER"),
-    ("invocation", "retry_on_max_attempts", "TEXT"),
 ]
+_SQL_TYPES = {"int": "INTEGER", "str": "TEXT", "bytes": "BLOB", "float": "REAL", "bool": "INTEGER"}
 
 
 class ListenerKind(enum.IntEnum):
@@ -280,8 +278,18 @@ class Store:
             have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
             if column not in have:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+        self._add_missing_invocation_columns()
         self._in_tx = False
         self.forgotten_since_reclaim = 0  # invocations deleted since the last reclaim_space
+
+    def _add_missing_invocation_columns(self) -> None:
+        """A store written by an older version lacks columns added to InvocationRow since;
+        add them (NULL for existing rows, which every reader treats as "not set")."""
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(invocation)")}
+        for f in fields(InvocationRow):
+            if f.name not in have:
+                base = str(f.type).split("|")[0].strip()
+                self._db.execute(f"ALTER TABLE invocation ADD COLUMN {f.name} {_SQL_TYPES.get(base, '')}")
 
     def close(self) -> None:
         self._db.close()
