@@ -256,6 +256,49 @@ class Schema:
         self.services.update(new_services)
         return dep, existing is None
 
+    def update_service(self, name: str, **changes) -> ServiceInfo:
+        """Change service-level settings (`public`, `*_retention_ms`, `*_timeout_ms`) of a
+        registered service and persist them. `workflow_completion_retention_ms` goes to the
+        workflow handlers, where it is kept. Raises `KeyError` for an unknown service."""
+        svc = self.services[name]
+        wf_retention = changes.pop("workflow_completion_retention_ms", None)
+        for k, v in changes.items():
+            if k not in ("public", "idempotency_retention_ms", "journal_retention_ms",
+                         "inactivity_timeout_ms", "abort_timeout_ms"):
+                raise ValueError(f"unknown service setting {k}")
+            setattr(svc, k, v)
+        if wf_retention is not None:
+            for h in svc.handlers.values():
+                if h.ty == "workflow":
+                    h.workflow_completion_retention_ms = wf_retention
+        self._db.execute("INSERT OR REPLACE INTO service (name, json) VALUES (?, ?)",
+                         (svc.name, json.dumps(asdict(svc))))
+        return svc
+
+    def update_deployment_endpoint(self, dep_id: str, uri: str, manifest: Manifest, http_version: str,
+                                   sdk_version: str | None,
+                                   additional_headers: dict[str, str] | None = None) -> Deployment:
+        """Point deployment `dep_id` at a new endpoint (uri, http version, headers, protocol
+        versions), keeping its id, services and revisions. Raises `KeyError` for an unknown id."""
+        old = self.deployments[dep_id]
+        dep = Deployment(
+            id=old.id,
+            uri=uri,
+            protocol_mode="BIDI_STREAM" if manifest.protocol_mode == ProtocolMode.BIDI_STREAM else "REQUEST_RESPONSE",
+            http_version=http_version,
+            min_protocol_version=manifest.min_protocol_version,
+            max_protocol_version=manifest.max_protocol_version,
+            created_at=old.created_at,
+            sdk_version=sdk_version,
+            services=dict(old.services),
+            manifest=manifest.to_json_dict(),
+            additional_headers=dict(old.additional_headers if additional_headers is None else additional_headers),
+            metadata=dict(old.metadata),
+        )
+        self._db.execute("INSERT OR REPLACE INTO deployment (id, json) VALUES (?, ?)", (dep.id, dep.to_json()))
+        self.deployments[dep.id] = dep
+        return dep
+
     def remove_deployment(self, dep_id: str) -> bool:
         if dep_id not in self.deployments:
             return False

@@ -22,6 +22,7 @@ from perdure.protocol.messages import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
 from perdure.server.admin.query import add_query_routes
 from perdure.server.config import ServerConfig
 from perdure.server.identity import RequestSigner
+from perdure.server.ingress.http import parse_duration_ms
 from perdure.server.invoker.transport_discovery import DiscoveryError, discover
 from perdure.server.partition.effects import ManageOutcome
 from perdure.server.partition.generated import records_pb2 as rec
@@ -92,7 +93,10 @@ def service_json(s: ServiceInfo, config: ServerConfig) -> dict:
         "revision": s.revision,
         "public": s.public,
         "idempotency_retention": _friendly(s.idempotency_retention_ms or 86_400_000),
-        "workflow_completion_retention": _friendly(86_400_000) if s.ty == "workflow" else None,
+        "workflow_completion_retention": _friendly(next(
+            (h.workflow_completion_retention_ms for h in s.handlers.values()
+             if h.ty == "workflow" and h.workflow_completion_retention_ms), 86_400_000))
+        if s.ty == "workflow" else None,
         "journal_retention": _friendly(s.journal_retention_ms if s.journal_retention_ms is not None else 86_400_000),
         "inactivity_timeout": _friendly(s.inactivity_timeout_ms or config.inactivity_timeout_ms),
         "abort_timeout": _friendly(s.abort_timeout_ms or config.abort_timeout_ms),
@@ -500,6 +504,134 @@ class Admin:
         return web.json_response(service_json(s, self.config))
 
 
+    # ------------------------------------------------------------------ updates
+
+    async def patch_service(self, request: web.Request) -> web.Response:
+        """`PATCH /services/{service}`: change `public` and the retention and timeout settings;
+        answers with the updated service, as Restate does."""
+        name = request.match_info["name"]
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return _error(400, f"Failed to parse the request body as JSON: {e}")
+        if not isinstance(body, dict):
+            return _error(422, "Failed to deserialize the JSON body into the target type: "
+                               "expected a JSON object")
+        svc = self.schema.services.get(name)
+        if svc is None:
+            return _error(404, f"not found in the schema registry: service with name '{name}'")
+        changes: dict = {}
+        public = body.get("public")
+        if public is not None:
+            if not isinstance(public, bool):
+                return _error(422, "Failed to deserialize the JSON body into the target type: "
+                                   f"public: invalid type: {public!r}, expected a boolean")
+            changes["public"] = public
+        for field in _DURATION_SETTINGS:
+            text = body.get(field)
+            if text is None:
+                continue
+            try:
+                if not isinstance(text, str):
+                    raise ValueError(f"invalid type: {text!r}, expected a duration string like 10s or PT10S")
+                changes[field + "_ms"] = parse_duration_ms(text)
+            except ValueError as e:
+                return _error(422, f"Failed to deserialize the JSON body into the target type: {field}: {e}")
+        if "workflow_completion_retention_ms" in changes and svc.ty != "workflow":
+            return _error(400, f"modifying retention time for service type {_SERVICE_TY[svc.ty]} is unsupported")
+        if changes:
+            svc = self.schema.update_service(name, **changes)
+            log.info("updated service %s: %s", name, ", ".join(changes))
+        return web.json_response(service_json(svc, self.config))
+
+    async def list_handlers(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        s = self.schema.services.get(name)
+        if s is None:
+            return _error(404, f"The requested service '{name}' does not exist")
+        return web.json_response({"handlers": service_json(s, self.config)["handlers"]})
+
+    async def get_handler(self, request: web.Request) -> web.Response:
+        name, handler = request.match_info["name"], request.match_info["handler"]
+        s = self.schema.services.get(name)
+        if s is not None:
+            for h in service_json(s, self.config)["handlers"]:
+                if h["name"] == handler:
+                    return web.json_response(h)
+        return _error(404, f"The requested handler '{handler}' on service '{name}' does not exist")
+
+    async def put_deployment(self, request: web.Request) -> web.Response:
+        return _error(405, "PUT deployment is deprecated, use PATCH instead")
+
+    async def update_deployment(self, request: web.Request) -> web.Response:
+        """`PATCH /deployments/{id}` with `{"uri", "use_http_11"?, "additional_headers"?}`:
+        discover the deployment again at `uri` and point the deployment there, keeping its id.
+        The endpoint must serve the same services."""
+        dep_id = request.match_info["id"]
+        try:
+            DeploymentId.parse(dep_id)
+        except InvalidId:
+            return web.Response(status=400, text=f"Invalid URL: Cannot parse `deployment` with value `{dep_id}`: "
+                                                 "bad format")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            return _error(400, f"Failed to parse the request body as JSON: {e}")
+        if not isinstance(body, dict):
+            return _error(422, "Failed to deserialize the JSON body into the target type: expected a JSON object")
+        old = self.schema.deployments.get(dep_id)
+        if old is None:
+            return _error(404, f"The requested deployment '{dep_id}' does not exist")
+        if "arn" in body:
+            return _error(400, "Lambda deployments are not supported by perdure yet")
+        uri = body.get("uri", old.uri)
+        if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+            return _error(422, "Failed to deserialize the JSON body into the target type: "
+                               "uri: expected an http:// or https:// URL of the deployment")
+        uri = uri.rstrip("/")
+        use_http_11 = body.get("use_http_11", old.use_http_11)
+        headers = body.get("additional_headers")
+        if headers is not None and not (isinstance(headers, dict)
+                                        and all(isinstance(v, str) for v in headers.values())):
+            return _error(422, "Failed to deserialize the JSON body into the target type: "
+                               "additional_headers: expected an object of header names to values")
+        discovery_headers = dict(old.additional_headers if headers is None else headers)
+        if self.signer is not None:
+            discovery_headers.update(self.signer.headers("/discover"))
+        try:
+            resp = await discover(uri, use_http_11=bool(use_http_11), additional_headers=discovery_headers,
+                                  timeout=self.config.connect_timeout_s)
+        except DiscoveryError as e:
+            return _error(500, f"[META0003] error when calling '{uri}/': {e}", "META0003")
+        if resp.status != 200:
+            excerpt = resp.body[:500].decode("utf-8", "replace")
+            return _error(500, f"[META0003] discovery failed: {uri}/discover answered HTTP {resp.status}: {excerpt}",
+                          "META0003")
+        try:
+            manifest = parse_manifest(resp.body)
+        except ManifestError as e:
+            return _error(400, f"the deployment's manifest is invalid: {e}", "META0014")
+        if manifest.max_protocol_version < MIN_PROTOCOL_VERSION or manifest.min_protocol_version > MAX_PROTOCOL_VERSION:
+            return _error(400, f"the deployment supports service protocol versions {manifest.min_protocol_version}..."
+                               f"{manifest.max_protocol_version}; perdure supports "
+                               f"{int(MIN_PROTOCOL_VERSION)}...{int(MAX_PROTOCOL_VERSION)}", "META0012")
+        new_services = manifest.to_json_dict().get("services")
+        if new_services != old.manifest.get("services"):
+            return _error(400, f"the deployment at {uri} does not serve the same services and handlers as "
+                               f"deployment {dep_id}; register it as a new deployment instead", "META0016")
+        if body.get("dry_run"):
+            return web.json_response(deployment_json(old, self.schema, self.config, full=True))
+        http_version = "HTTP/1.1" if use_http_11 else resp.http_version.value
+        dep = self.schema.update_deployment_endpoint(dep_id, uri, manifest, http_version, resp.server_header,
+                                                     additional_headers=headers)
+        log.info("deployment %s now at %s", dep_id, uri)
+        return web.json_response(deployment_json(dep, self.schema, self.config, full=True))
+
+
+_DURATION_SETTINGS = ("idempotency_retention", "workflow_completion_retention", "journal_retention",
+                      "inactivity_timeout", "abort_timeout")
+
+
 def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
                     leader: Leader | None = None, signer: RequestSigner | None = None) -> web.Application:
     """The admin app. Without a `leader` (tests of the registry alone) the invocation routes
@@ -517,6 +649,11 @@ def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
         r.add_delete(prefix + "/deployments/{id}", admin.delete_deployment)
         r.add_get(prefix + "/services", admin.list_services)
         r.add_get(prefix + "/services/{name}", admin.get_service)
+        r.add_patch(prefix + "/services/{name}", admin.patch_service)
+        r.add_get(prefix + "/services/{name}/handlers", admin.list_handlers)
+        r.add_get(prefix + "/services/{name}/handlers/{handler}", admin.get_handler)
+        r.add_patch(prefix + "/deployments/{id}", admin.update_deployment)
+        r.add_put(prefix + "/deployments/{id}", admin.put_deployment)
         if leader is not None:
             r.add_patch(prefix + "/invocations/{id}/{op}", admin.patch_invocation)
             r.add_delete(prefix + "/invocations/{id}", admin.delete_invocation)
