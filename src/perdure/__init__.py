@@ -22,6 +22,7 @@ from perdure._version import __version__
 # Names load on first use (PEP 562), so `perdure server` and the CLI do not pay for importing
 # the whole SDK; `import perdure as restate; restate.Service(...)` works unchanged.
 _LAZY = {
+    "perdure.sdk.client": ("AsyncClient", "Client"),
     "perdure.sdk.combinators": ("as_completed", "gather", "select", "wait_completed"),
     "perdure.sdk.context": (
         "AttemptFinishedEvent", "Context", "DurablePromise", "ObjectContext", "ObjectSharedContext",
@@ -55,6 +56,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from perdure._version import __version__
+    from perdure.sdk.client import AsyncClient, Client
     from perdure.sdk.combinators import as_completed, gather, select, wait_completed
     from perdure.sdk.context import (
         AttemptFinishedEvent,
@@ -86,8 +88,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "__version__",
+    "AsyncClient",
     "AttemptFinishedEvent",
     "BytesSerde",
+    "Client",
     "Context",
     "DefaultSerde",
     "DurablePromise",
