@@ -205,3 +205,39 @@ def kill_all_running() -> None:
 
 
 atexit.register(kill_all_running)
+
+
+class ProcessLifecycle:
+    """What a helper wrapping one ManagedProcess (a server, a service) offers on top of its
+    own start/stop/kill/cleanup: restart on the same ports and data, its log, and use as a
+    context manager that starts it if needed and cleans up after."""
+
+    process: ManagedProcess | None
+
+    def start(self):  # pragma: no cover - provided by the subclass
+        raise NotImplementedError
+
+    def stop(self, *args, **kwargs):  # pragma: no cover
+        raise NotImplementedError
+
+    def kill(self):  # pragma: no cover
+        raise NotImplementedError
+
+    def cleanup(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def restart(self, *, hard: bool = False):
+        """Stop (``hard=True``: SIGKILL) and start again on the same ports and data."""
+        self.kill() if hard else self.stop()
+        return self.start()
+
+    def log_text(self) -> str:
+        return self.process.log_text() if self.process else ""
+
+    def __enter__(self):
+        if self.process is None or not self.process.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()

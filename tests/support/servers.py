@@ -33,7 +33,7 @@ from .net import (
     wait_until,
 )
 from .paths import REPO_ROOT, RESTATE_SERVER_BIN, child_env, venv_python
-from .process import ManagedProcess
+from .process import ManagedProcess, ProcessLifecycle
 
 _ADDR_IN_USE_MARKERS = ("address already in use", "addrinuse", "errno 98", "os error 98")
 
@@ -42,7 +42,7 @@ class ServerStartError(RuntimeError):
     """The server process did not become ready (message includes its log tail)."""
 
 
-class AdminServer:
+class AdminServer(ProcessLifecycle):
     """Common part: process lifecycle, readiness, admin API and ingress calls.
 
     Subclasses implement :meth:`_argv_env` (command line + environment for the
@@ -160,10 +160,6 @@ class AdminServer:
             return None
         return self.process.kill()
 
-    def restart(self, *, hard: bool = False) -> AdminServer:
-        """Stop (``hard=True``: SIGKILL) and start again on the same ports and data."""
-        self.kill() if hard else self.stop()
-        return self.start()
 
     def cleanup(self) -> None:
         """Stop the server; delete data and logs if this object created their dir."""
@@ -171,16 +167,8 @@ class AdminServer:
         if self._owned_root is not None:
             shutil.rmtree(self._owned_root, ignore_errors=True)
 
-    def log_text(self) -> str:
-        return self.process.log_text() if self.process else ""
 
-    def __enter__(self) -> AdminServer:
-        if self.process is None or not self.process.running:
-            self.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} admin={self.admin_url} ingress={self.ingress_url} proc={self.process!r}>"

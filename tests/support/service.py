@@ -31,10 +31,10 @@ from typing import Any
 
 from .net import LOOPBACK, bind_socket, http_get, wait_until
 from .paths import REPO_ROOT, child_env, venv_python
-from .process import ManagedProcess
+from .process import ManagedProcess, ProcessLifecycle
 
 
-class ServiceProcess:
+class ServiceProcess(ProcessLifecycle):
     """Run ``module_attr`` (``"package.module:app"``) under hypercorn.
 
     Parameters:
@@ -161,10 +161,6 @@ class ServiceProcess:
         """SIGKILL (crash simulation); returns the exit status."""
         return self.process.kill() if self.process else None
 
-    def restart(self, *, hard: bool = False) -> ServiceProcess:
-        """Stop (``hard``: SIGKILL) and start again on the same port."""
-        self.kill() if hard else self.stop()
-        return self.start()
 
     def cleanup(self) -> None:
         """Stop; remove the log dir if this object created it."""
@@ -172,16 +168,8 @@ class ServiceProcess:
         if self._owned_log_dir is not None:
             shutil.rmtree(self._owned_log_dir, ignore_errors=True)
 
-    def log_text(self) -> str:
-        return self.process.log_text() if self.process else ""
 
-    def __enter__(self) -> ServiceProcess:
-        if self.process is None or not self.process.running:
-            self.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
 
     def __repr__(self) -> str:
         return f"<ServiceProcess {self.module_attr} port={self.port} proc={self.process!r}>"

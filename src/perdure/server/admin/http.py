@@ -205,30 +205,33 @@ def _batch_error(outcome: ManageOutcome, iid: str) -> str:
     return json.loads(answer.body)["message"] if answer.body else outcome.value
 
 
+# The HTTP answer Restate gives for each outcome of an invocation operation (as of 1.7):
+# a bare status, or an error status with its message ("{iid}" is the invocation id).
+_MANAGE_ANSWERS: dict[ManageOutcome, tuple[int, str | None]] = {
+    ManageOutcome.DONE: (200, None),
+    ManageOutcome.ALREADY_PAUSED: (200, None),
+    ManageOutcome.ACCEPTED: (202, None),
+    ManageOutcome.NOT_FOUND: (404, "The requested invocation '{iid}' does not exist"),
+    ManageOutcome.ALREADY_COMPLETED: (409, "The invocation '{iid}' was already completed."),
+    ManageOutcome.NOT_COMPLETED: (409, "The invocation '{iid}' is not yet completed."),
+    ManageOutcome.NOT_RUNNING: (409, "The invocation '{iid}' is not running, cannot be paused."),
+    ManageOutcome.NOT_STARTED: (425, "The invocation '{iid}' is either inboxed or scheduled, cannot be resumed."),
+    ManageOutcome.COMPLETED: (409, "The invocation '{iid}' is completed, cannot be resumed."),
+    ManageOutcome.STILL_RUNNING: (409, "The invocation '{iid}' is still running."),
+    ManageOutcome.CANNOT_RESTART: (400, "The invocation '{iid}' cannot be restarted as new: it is a workflow run, "
+                                        "or its journal was purged."),
+}
+
+
 def _manage_answer(outcome: ManageOutcome, op: int, iid: str) -> web.Response:
-    """The HTTP answer Restate gives for each outcome (status codes and messages as of 1.7)."""
-    if outcome == ManageOutcome.DONE or outcome == ManageOutcome.ALREADY_PAUSED:
-        return web.Response(status=200)
-    if outcome == ManageOutcome.ACCEPTED:
-        return web.Response(status=202)
-    if outcome == ManageOutcome.NOT_FOUND:
-        return _error(404, f"The requested invocation '{iid}' does not exist")
-    if outcome == ManageOutcome.ALREADY_COMPLETED:
-        return _error(409, f"The invocation '{iid}' was already completed.")
-    if outcome == ManageOutcome.NOT_COMPLETED:
-        return _error(409, f"The invocation '{iid}' is not yet completed.")
-    if outcome == ManageOutcome.NOT_RUNNING:
-        return _error(409, f"The invocation '{iid}' is not running, cannot be paused.")
-    if outcome == ManageOutcome.NOT_STARTED:
-        return _error(425, f"The invocation '{iid}' is either inboxed or scheduled, cannot be resumed.")
-    if outcome == ManageOutcome.COMPLETED:
-        return _error(409, f"The invocation '{iid}' is completed, cannot be resumed.")
-    if outcome == ManageOutcome.STILL_RUNNING:
-        return _error(409, f"The invocation '{iid}' is still running.")
-    if outcome == ManageOutcome.CANNOT_RESTART:
-        return _error(400, f"The invocation '{iid}' cannot be restarted as new: it is a workflow run, "
-                           "or its journal was purged.")
-    raise AssertionError(f"unhandled outcome {outcome} of operation {op}")
+    """The HTTP answer Restate gives for an operation's outcome."""
+    answer = _MANAGE_ANSWERS.get(outcome)
+    if answer is None:
+        raise AssertionError(f"unhandled outcome {outcome} of operation {op}")
+    status, message = answer
+    if message is None:
+        return web.Response(status=status)
+    return _error(status, message.format(iid=iid))
 
 
 class Admin:
