@@ -1,3 +1,3 @@
-from perdure.cli.main import main
+from perdure.cli.entry import main
 
 main()

@@ -8,7 +8,6 @@ the standard library; rich and the server are imported when a command needs them
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import typer
 
@@ -49,51 +48,15 @@ app.command("sql")(sql_command.sql)
 app.command("dev")(dev_command.dev)
 
 
-@app.command()
-def server(
-    data_dir: Path = typer.Option(Path("perdure-data"), "--data-dir", help="Where the log and the store live."),
-    ingress_bind: str = typer.Option("0.0.0.0:8080", "--ingress-bind", help="HOST:PORT of the ingress API."),
-    admin_bind: str = typer.Option("0.0.0.0:9070", "--admin-bind", help="HOST:PORT of the admin API."),
-    max_protocol_version: int = typer.Option(7, "--max-protocol-version", min=5, max=7,
-                                             help="Highest service protocol version offered to deployments."),
-    inactivity_timeout: float = typer.Option(60.0, "--inactivity-timeout",
-                                             help="Seconds of silence before a BIDI stream is closed so the "
-                                                  "handler suspends."),
-    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
-    request_identity_key: Path | None = typer.Option(
-        None, "--request-identity-private-key-pem-file",
-        help="Ed25519 private key (PKCS#8 PEM) to sign every request to deployments with; the "
-             "public key to configure in services is logged as publickeyv1_..."),
-) -> None:
-    """Run a perdure server node."""
-    import asyncio
-    import logging
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def server(ctx: typer.Context) -> None:
+    """Run a perdure server node (options: perdure server --help)."""
+    from perdure.cli.serve import main as serve
 
-    from perdure.server.config import ServerConfig, parse_bind
-    from perdure.server.node import run_node
-
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = ServerConfig(
-            data_dir=data_dir,
-            ingress_bind=parse_bind(ingress_bind),
-            admin_bind=parse_bind(admin_bind),
-            max_protocol_version=max_protocol_version,
-            inactivity_timeout_ms=int(inactivity_timeout * 1000),
-            request_identity_key_file=request_identity_key,
-        )
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # uvloop is optional off Linux/macOS
-        runner = asyncio.run
-    try:
-        runner(run_node(config))
-    except KeyboardInterrupt:
-        pass
+    serve(list(ctx.args))
 
 
 def main() -> None:

@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_private_key,
-)
+from typing import TYPE_CHECKING
 
 from perdure.protocol.identity import (
     JWT_HEADER,
@@ -27,6 +21,9 @@ from perdure.protocol.identity import (
     public_key_id,
 )
 
+if TYPE_CHECKING:  # cryptography is imported only by a node that signs (start-up time)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 __all__ = ["RequestSigner"]
 
 LEEWAY_S = 60
@@ -36,6 +33,8 @@ _REUSE_S = 50
 
 class RequestSigner:
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         self._key = private_key
         raw = private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.key_id = public_key_id(raw)
@@ -44,6 +43,9 @@ class RequestSigner:
 
     @classmethod
     def from_pem_file(cls, path: Path | str) -> RequestSigner:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
         data = Path(path).read_bytes()
         try:
             key = load_pem_private_key(data, password=None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -246,6 +247,9 @@ _INSERT_INVOCATION = (
     f"VALUES ({', '.join('?' for _ in _INVOCATION_COLUMNS)})"
 )
 _SELECT_INVOCATION = f"SELECT {', '.join(_INVOCATION_COLUMNS)} FROM invocation"
+# Invocation rows kept in memory (as value tuples) between reads; see get_invocation.
+ROW_CACHE_SIZE = 1024
+_MISSING = object()
 
 
 @dataclass(slots=True, frozen=True)
@@ -280,6 +284,8 @@ class Store:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         self._add_missing_invocation_columns()
         self._in_tx = False
+        self._rows: OrderedDict[bytes, tuple | None] = OrderedDict()
+        self._dirty: dict[bytes, tuple] = {}
         self.forgotten_since_reclaim = 0  # invocations deleted since the last reclaim_space
 
     def _add_missing_invocation_columns(self) -> None:
@@ -301,8 +307,11 @@ class Store:
         self._in_tx = True
         try:
             yield
+            self._write_dirty_rows()
         except BaseException:
             self._db.execute("ROLLBACK")
+            self._dirty.clear()
+            self._rows.clear()
             raise
         else:
             self._db.execute("COMMIT")
@@ -330,15 +339,46 @@ class Store:
 
     # ------------------------------------------------------------------ invocations
 
+    # Invocation rows are read and rewritten by nearly every record, several times per
+    # batch for one invocation. They go through a cache of value tuples: a read is served
+    # from it when it can, a write inside a transaction only marks the row dirty, and the
+    # dirty rows are written once, when the transaction commits. Callers still get a fresh
+    # InvocationRow on every read (mutating one changes nothing until put_invocation).
+
     def get_invocation(self, invocation_id: bytes) -> InvocationRow | None:
-        row = self._db.execute(_SELECT_INVOCATION + " WHERE id=?", (invocation_id,)).fetchone()
-        return InvocationRow(*row) if row else None
+        cached = self._dirty.get(invocation_id) or self._rows.get(invocation_id, _MISSING)
+        if cached is _MISSING:
+            cached = self._db.execute(_SELECT_INVOCATION + " WHERE id=?", (invocation_id,)).fetchone()
+            self._remember(invocation_id, cached)
+        return InvocationRow(*cached) if cached is not None else None
 
     def put_invocation(self, row: InvocationRow) -> None:
-        self._db.execute(_INSERT_INVOCATION, tuple(getattr(row, c) for c in _INVOCATION_COLUMNS))
+        values = tuple([getattr(row, c) for c in _INVOCATION_COLUMNS])
+        if self._in_tx:
+            self._dirty[row.id] = values
+            self._remember(row.id, values)
+        else:
+            self._db.execute(_INSERT_INVOCATION, values)
+            self._rows.pop(row.id, None)
+
+    def _remember(self, invocation_id: bytes, values: tuple | None) -> None:
+        """Cache a row's values, evicting the least recently stored one when full (reads
+        check the dirty rows first, so evicting one of those loses nothing)."""
+        rows = self._rows
+        rows[invocation_id] = values
+        rows.move_to_end(invocation_id)
+        if len(rows) > ROW_CACHE_SIZE:
+            rows.popitem(last=False)
+
+    def _write_dirty_rows(self) -> None:
+        if self._dirty:
+            self._db.executemany(_INSERT_INVOCATION, self._dirty.values())
+            self._dirty.clear()
 
     def delete_invocation(self, invocation_id: bytes) -> None:
         """Forget an invocation: its row, journal, timers and the listeners waiting on it."""
+        self._dirty.pop(invocation_id, None)
+        self._rows.pop(invocation_id, None)
         self._db.execute("DELETE FROM invocation WHERE id=?", (invocation_id,))
         self.forgotten_since_reclaim += 1
         self._db.execute("DELETE FROM journal WHERE invocation_id=?", (invocation_id,))
@@ -346,6 +386,7 @@ class Store:
         self._db.execute("DELETE FROM listener WHERE target_id=?", (invocation_id,))
 
     def invocations_with_status(self, *statuses: str) -> list[InvocationRow]:
+        self._write_dirty_rows()
         marks = ", ".join("?" for _ in statuses)
         rows = self._db.execute(_SELECT_INVOCATION + f" WHERE status IN ({marks})", statuses)
         return [InvocationRow(*r) for r in rows]

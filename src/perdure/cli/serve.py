@@ -1,0 +1,82 @@
+"""`perdure server`: run a server node.
+
+This command is parsed with argparse, not typer: a server's start-up time is part of what
+users wait for after every restart, and typer's parameter machinery imports pydantic
+(~0.1-0.2 s). `perdure server ...` is dispatched here before typer is imported; the typer
+app keeps a `server` entry that forwards its arguments here, so `perdure --help` lists it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+
+def _protocol_version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 5 <= value <= 7:
+        raise argparse.ArgumentTypeError(f"{value} is not in the range 5..7")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="perdure server", description="Run a perdure server node.")
+    p.add_argument("--data-dir", type=Path, default=Path("perdure-data"),
+                   help="Where the log and the store live (default: %(default)s).")
+    p.add_argument("--ingress-bind", default="0.0.0.0:8080",
+                   help="HOST:PORT of the ingress API (default: %(default)s).")
+    p.add_argument("--admin-bind", default="0.0.0.0:9070",
+                   help="HOST:PORT of the admin API (default: %(default)s).")
+    p.add_argument("--max-protocol-version", type=_protocol_version, default=7,
+                   help="Highest service protocol version offered to deployments, 5..7 "
+                        "(default: %(default)s).")
+    p.add_argument("--inactivity-timeout", type=float, default=60.0,
+                   help="Seconds of silence before a BIDI stream is closed so the handler "
+                        "suspends (default: %(default)s).")
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                   type=str.lower, help="Log level (default: %(default)s).")
+    p.add_argument("--request-identity-private-key-pem-file", dest="request_identity_key", type=Path,
+                   default=None,
+                   help="Ed25519 private key (PKCS#8 PEM) to sign every request to deployments "
+                        "with; the public key to configure in services is logged as publickeyv1_...")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    import asyncio
+    import logging
+
+    from perdure.server.config import ServerConfig, parse_bind
+    from perdure.server.node import run_node
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = ServerConfig(
+            data_dir=args.data_dir,
+            ingress_bind=parse_bind(args.ingress_bind),
+            admin_bind=parse_bind(args.admin_bind),
+            max_protocol_version=args.max_protocol_version,
+            inactivity_timeout_ms=int(args.inactivity_timeout * 1000),
+            request_identity_key_file=args.request_identity_key,
+        )
+    except ValueError as e:
+        parser.error(str(e))
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # uvloop is optional off Linux/macOS
+        runner = asyncio.run
+    try:
+        runner(run_node(config))
+    except KeyboardInterrupt:
+        pass
