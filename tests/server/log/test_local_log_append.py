@@ -100,7 +100,8 @@ async def test_fsync_runs_off_the_loop_and_acks_wait_for_it(log_dir: Path) -> No
             assert release.wait(5)
         os.fdatasync(fd)
 
-    async with await LocalLog.open(log_dir, io=DiskIO(sync=sync)) as log:
+    threaded = LocalLogConfig(inline_sync_budget_s=0)  # every commit on the writer thread
+    async with await LocalLog.open(log_dir, threaded, io=DiskIO(sync=sync)) as log:
         hold.set()
         first = asyncio.create_task(log.append(b"one"))
         await wait_until(entered.is_set)  # the loop keeps running while fsync blocks
@@ -118,6 +119,43 @@ async def test_fsync_runs_off_the_loop_and_acks_wait_for_it(log_dir: Path) -> No
         assert (await second, await third) == (2, 3)
         # The two appends that arrived during the first fsync were committed together.
         assert log.stats.batches == 2
+
+
+async def test_fast_commits_run_inline_and_a_slow_disk_moves_them_to_the_thread(log_dir: Path) -> None:
+    loop_thread = threading.get_ident()
+    threads: list[bool] = []  # per fsync: did it run on the event loop's thread?
+    delay = [0.0]
+
+    def sync(fd: int) -> None:
+        threads.append(threading.get_ident() == loop_thread)
+        os.fdatasync(fd)
+        if delay[0]:
+            threading.Event().wait(delay[0])  # a slow disk, not synchronisation
+
+    # A budget far above what a loaded machine adds to a fast fsync, so that only the
+    # simulated slow disk crosses it.
+    config = LocalLogConfig(inline_sync_budget_s=0.09)
+    async with await LocalLog.open(log_dir, config, io=DiskIO(sync=sync)) as log:
+        threads.clear()  # opening syncs the new segment on the writer thread
+        for i in range(5):
+            await log.append(b"fast %d" % i)
+        assert threads and all(threads), "fast commits should not pay for a thread hand-off"
+        assert log.stats.inline_batches == log.stats.batches == 5
+
+        delay[0] = 0.5  # one commit this slow lifts the moving average over the budget
+        threads.clear()
+        for i in range(3):
+            await log.append(b"slow %d" % i)
+        assert threads[0] is True  # the first slow commit is only seen afterwards
+        assert threads[1:] == [False, False], "a slow disk must stop blocking the event loop"
+
+        # Once the disk is fast again, commits come back to the loop's thread.
+        delay[0] = 0.0
+        threads.clear()
+        for i in range(40):
+            await log.append(b"fast again %d" % i)
+        assert threads[-1] is True
+        assert [r for _, r in log.read_from(1)][-1] == b"fast again 39"
 
 
 async def test_every_ack_is_covered_by_a_completed_fsync(log_dir: Path) -> None:

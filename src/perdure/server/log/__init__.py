@@ -52,6 +52,9 @@ class LogStats:
     """Bytes of framed records made durable."""
     failed_batches: int = 0
     """Group commits that failed with `LogWriteError`."""
+    inline_batches: int = 0
+    """Group commits written on the event loop's thread (the disk was fast), not handed to
+    the writer thread."""
 
 
 class Log(abc.ABC):
