@@ -13,8 +13,7 @@ import http.client
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -47,7 +46,6 @@ class Shop:
     checkout: str = ""     # Cart/bob/checkout(): suspended on an awakeable
     deployment: str = ""
     service_url: str = ""
-    made: list[str] = field(default_factory=list)
 
     def query(self, sql: str) -> list[dict]:
         resp = http_post(self.server.admin_url + "/query", json={"query": sql},
@@ -240,6 +238,7 @@ def test_a_completed_invocation_shows_its_journal_as_a_timeline(page: Page, shop
     expect(run.locator(".entry-state .badge")).to_have_text("completed")
     call = page.locator("#journal li[data-type='Command: Call']")
     expect(call).to_contain_text("call Cart/alice/add")
+    expect(call).to_contain_text('argument: "book"')
     callee = shop.query(f"SELECT invoked_id FROM sys_journal WHERE id = '{shop.placed}' "
                         "AND entry_type = 'Command: Call'")[0]["invoked_id"]
     expect(call.locator(f"a[href='#/invocation/{callee}']")).to_have_count(1)
@@ -268,6 +267,10 @@ def test_a_failing_invocation_shows_its_retries_and_their_error(page: Page, shop
     validate = page.locator("#journal li[data-type='Command: Run']").filter(has_text="validate")
     expect(validate.locator(".entry-state .badge")).to_have_text("completed")
     expect(validate).to_contain_text('"4242"')
+    charging = page.locator("#journal li.retrying")
+    expect(charging.locator(".entry-name")).to_have_text("charge card")
+    expect(charging.locator(".entry-state .badge")).to_have_text("retrying")
+    expect(charging).to_contain_text(DECLINED)
     screenshot(page, "invocation-backing-off")
 
 
@@ -446,6 +449,7 @@ def test_editing_state_in_the_page_changes_the_servers_state(page: Page, shop: S
     assert rows == {"count": "41", "note": '"gift wrap"'}
     # The handlers see it too.
     assert shop.server.call("Cart", "count", key="carol").json() == 41
+    expect(page.locator("#state-entries > tbody > tr")).to_have_count(2)
     expect(page.locator("#state-entries tr[data-key=items]")).to_have_count(0)
     screenshot(page, "state-saved")
 
@@ -459,14 +463,3 @@ def test_server_text_is_shown_as_text_never_as_markup(page: Page, shop: Shop) ->
     expect(page.locator("#state-entries textarea[data-key=items]")).to_have_value('["<b id=bold>x</b>"]')
     expect(page.locator("#injected")).to_have_count(0)
     expect(page.locator("#bold")).to_have_count(0)
-
-
-def test_the_ui_files_are_package_data() -> None:
-    """What the wheel ships: setuptools' package-data glob must match every file of the UI."""
-    import tomllib
-
-    config = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    globs = config["tool"]["setuptools"]["package-data"]["perdure"]
-    root = REPO_ROOT / "src" / "perdure"
-    files = sorted(p.relative_to(root) for p in (root / "server/admin/webui").iterdir())
-    assert files and all(any(Path(f).match(g) for g in globs) for f in files), (files, globs)

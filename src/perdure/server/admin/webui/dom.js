@@ -101,3 +101,10 @@ export function shorten(text, max) {
   const s = String(text);
   return s.length > max ? s.slice(0, max - 1) + "…" : s;
 }
+
+// The first line of an error (the rest is often a stack trace).
+export function firstLine(text) {
+  const s = String(text || "");
+  const i = s.indexOf("\n");
+  return i < 0 ? s : s.slice(0, i);
+}

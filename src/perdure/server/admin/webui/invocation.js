@@ -2,7 +2,7 @@
 // timeline, and the operations cancel, kill, pause, resume and purge.
 
 import * as api from "./api.js";
-import { badge, confirmDialog, errorBox, fields, h, link, notice, route, statusBadge, when } from "./dom.js";
+import { badge, confirmDialog, errorBox, fields, firstLine, h, link, notice, route, statusBadge, when } from "./dom.js";
 import { describe, signalLabel } from "./journal.js";
 
 const ACTIONS = {
@@ -37,8 +37,9 @@ export async function invocationPage(view, r) {
   const id = r.arg;
   const notices = h("div", { class: "notices" });
   const content = h("div");
+  const refresh = h("button", { type: "button", class: "small", id: "refresh", onclick: () => load() }, "Refresh");
   view.append(
-    h("p", { class: "crumbs" }, link("/invocations", "← Invocations")),
+    h("p", { class: "crumbs" }, link("/invocations", "← Invocations"), " ", refresh),
     h("h1", {}, "Invocation ", h("span", { class: "mono", id: "invocation-id" }, id)),
     notices, content);
 
@@ -197,11 +198,13 @@ function timeline(entries, inv) {
       if (d.signal !== undefined) lines.push(h("div", { class: "entry-line" }, signalLabel(d.signal)));
       else if (d.completionId !== undefined) lines.push(h("div", { class: "entry-line muted" }, `completes completion ${d.completionId}`));
     }
+    if (d.argument !== undefined) lines.push(h("div", { class: "entry-line" }, "argument: ", h("code", {}, d.argument)));
     if (d.value !== undefined || d.failure) lines.push(resultLine(d, isCommand ? "value" : "result"));
     if (inv.last_failure && thisCommand !== undefined && thisCommand === inv.last_failure_related_command_index) {
       li.classList.add("retrying");
+      state = badge("retrying", "bad");
       lines.push(h("div", { class: "entry-line failure-text" },
-        `failing here, ${inv.retry_count || 0} attempt(s): ${inv.last_failure}`));
+        `failing here, ${inv.retry_count || 0} attempt(s): ${firstLine(inv.last_failure)}`));
     }
     head.append(h("span", { class: "entry-state" }, state, " ", h("span", { class: "muted" }, when(row.appended_at))));
     li.append(head, ...lines);
@@ -214,7 +217,7 @@ function timeline(entries, inv) {
         h("span", { class: "entry-type" }, `Retry ${inv.retry_count || 0}`),
         h("span", { class: "entry-detail" }, inv.next_retry_at ? `next attempt at ${when(inv.next_retry_at)}` : "next attempt pending")),
       h("div", { class: "entry-line failure-text" },
-        inv.last_failure_error_code ? `[${inv.last_failure_error_code}] ${inv.last_failure}` : inv.last_failure)));
+        (inv.last_failure_error_code ? `[${inv.last_failure_error_code}] ` : "") + firstLine(inv.last_failure))));
   } else if (inv.status === "suspended") {
     list.append(h("li", { class: "entry waiting" }, h("div", { class: "entry-head" },
       h("span", { class: "entry-index" }, "…"), h("span", { class: "entry-type" }, "Suspended"),

@@ -1,7 +1,7 @@
 // The invocation list, filtered by service, handler, key and status.
 
 import * as api from "./api.js";
-import { errorBox, h, link, route, shorten, statusBadge, table, when } from "./dom.js";
+import { errorBox, firstLine, h, link, route, shorten, statusBadge, table, when } from "./dom.js";
 
 const STATUSES = ["pending", "scheduled", "ready", "running", "backing-off", "suspended", "paused", "completed"];
 const LIMIT = 500;
@@ -74,7 +74,7 @@ export async function invocationsPage(view, r) {
   const body = rows.map((row) => {
     let outcome = "";
     if (row.status === "completed") outcome = row.completion_result === "failure" ? row.completion_failure || "failed" : "succeeded";
-    else if (row.last_failure) outcome = `retry ${row.retry_count || 0}: ${row.last_failure}`;
+    else if (row.last_failure) outcome = `retry ${row.retry_count || 0}: ${firstLine(row.last_failure)}`;
     return h("tr", { "data-id": row.id },
       h("td", { class: "mono" }, link(`/invocation/${encodeURIComponent(row.id)}`, row.id)),
       h("td", {}, row.target),

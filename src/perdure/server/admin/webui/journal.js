@@ -66,7 +66,7 @@ function failureOf(msgBytes) { // Failure { uint32 code = 1; string message = 2 
 }
 
 // What an entry says, in a form the timeline can show:
-// { completionId, resultCompletionId, idCompletionId, signal, detail, value, failure, void }
+// { completionId, resultCompletionId, idCompletionId, signal, detail, argument, value, failure, void }
 export function describe(row) {
   const type = row.entry_type || "";
   let f;
@@ -90,11 +90,9 @@ export function describe(row) {
   out.resultCompletionId = one(f, 11);
   switch (type) {
     case "Command: Input":
-      out.detail = "input";
       if (f.has(14)) out.value = valueOf(one(f, 14));
       break;
     case "Command: Output":
-      out.detail = "output";
       if (f.has(14)) out.value = valueOf(one(f, 14));
       if (f.has(15)) out.failure = failureOf(one(f, 15));
       break;
@@ -127,18 +125,17 @@ export function describe(row) {
     case "Command: Call":
       out.detail = `call ${row.invoked_target || "?"}`;
       out.idCompletionId = one(f, 10);
-      if (f.has(3)) out.value = text(one(f, 3));
+      if (f.has(3)) out.argument = text(one(f, 3));
       break;
     case "Command: OneWayCall": {
       const at = one(f, 4);
       out.detail = `send to ${row.invoked_target || "?"}` +
         (at ? ` at ${new Date(at).toISOString()}` : "");
       out.idCompletionId = one(f, 10);
-      if (f.has(3)) out.value = text(one(f, 3));
+      if (f.has(3)) out.argument = text(one(f, 3));
       break;
     }
     case "Command: Run":
-      out.detail = "run";
       break;
     case "Command: GetPromise":
     case "Command: PeekPromise":

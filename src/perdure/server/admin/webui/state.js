@@ -2,7 +2,7 @@
 // and save (the admin API replaces the key's whole state at once).
 
 import * as api from "./api.js";
-import { errorBox, h, link, notice, route, table } from "./dom.js";
+import { errorBox, h, link, notice, route } from "./dom.js";
 import { hexToBytes } from "./journal.js";
 
 const encoder = new TextEncoder();
@@ -125,8 +125,9 @@ async function editor(box, service, key, save) {
     }));
   };
   render();
-  box.append(rows.length ? null : h("p", { class: "empty", id: "state-empty" }, "This key holds no state."));
-  box.append(table(["Name", "Value", "Bytes", ""], body, { class: "list", id: "state-entries" }));
+  if (!rows.length) box.append(h("p", { class: "empty", id: "state-empty" }, "This key holds no state yet."));
+  box.append(h("table", { class: "list", id: "state-entries" },
+    h("thead", {}, h("tr", {}, ["Name", "Value", "Bytes", ""].map((t) => h("th", {}, t)))), body));
 
   const newName = h("input", { id: "new-state-name", placeholder: "name" });
   const newValue = h("textarea", { id: "new-state-value", rows: 1, placeholder: "value, e.g. 42 or \"text\"" });
