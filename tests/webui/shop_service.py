@@ -5,8 +5,8 @@ a handler that waits suspends at once (request/response).
 Service ``Orders``:
   * ``place(item) -> str``: a step ``price``, then a call to ``Cart/<"alice">/add(item)``.
   * ``charge(card)``: a step ``validate``, then a step ``charge card`` that always raises
-    ``RuntimeError("card <card> declined: insufficient funds")``, so the invocation keeps
-    backing off with that error.
+    ``RuntimeError("card <card> declined: insufficient funds")``; its retry policy puts the
+    next attempt ten minutes later, so the invocation stays backing off with that error.
   * ``nap() -> str``: a durable sleep of a day ("nap"), so it stays suspended.
 
 Virtual object ``Cart``:
@@ -53,7 +53,10 @@ async def place(ctx: perdure.Context, item: str) -> str:
     return f"placed {item} for {price}, {in_cart} in cart"
 
 
-@orders.handler()
+# After the first failure the next attempt is ten minutes away, so while the tests run the
+# invocation stays backing off (never caught mid-attempt as running).
+@orders.handler(invocation_retry_policy=perdure.InvocationRetryPolicy(
+    initial_interval=timedelta(minutes=10), max_attempts=100))
 async def charge(ctx: perdure.Context, card: str) -> str:
     await ctx.run_typed("validate", lambda: card.strip())
 
