@@ -215,6 +215,16 @@ def test_the_invocation_list_filters_by_service_handler_key_and_status(page: Pag
     expect(page.locator("#invocation-count")).to_have_text("0 invocations")
 
 
+def test_refresh_loads_the_list_again(page: Page, shop: Shop) -> None:
+    open_ui(page, shop, "/invocations?service=Orders&handler=nap")
+    before = page.locator("#invocations tbody tr").count()
+    iid = shop.send("Orders", "nap")
+    shop.wait_status(iid, "suspended")
+    page.locator("#refresh").click()
+    expect(page.locator("#invocations tbody tr")).to_have_count(before + 1)
+    expect(page.locator(f"#invocations a[href='#/invocation/{iid}']")).to_have_count(1)
+
+
 def entry(page: Page, index: int):
     return page.locator(f"#journal li[data-index='{index}']")
 
@@ -320,7 +330,9 @@ def test_services_page_shows_handlers_types_and_settings(page: Page, shop: Shop)
         for handler in services[name]["handlers"]:
             row = card.locator(f"tr[data-handler={handler['name']}]")
             expect(row.locator("td").nth(1)).to_have_text(handler["ty"] or "—")
-    expect(page.locator("section[data-service=Orders]")).to_contain_text("1 backing-off")
+    for row in shop.query("SELECT status, count(*) AS n FROM sys_invocation "
+                          "WHERE target_service_name = 'Orders' GROUP BY status"):
+        expect(page.locator("section[data-service=Orders]")).to_contain_text(f"{row['n']} {row['status']}")
     screenshot(page, "services")
 
 

@@ -37,7 +37,9 @@ export async function invocationsPage(view, r) {
     h("label", {}, "Key", keyInput),
     h("label", {}, "Status", statusSelect),
     h("button", { type: "submit" }, "Apply"),
-    h("a", { href: "#/invocations", class: "button-link" }, "Clear"));
+    h("a", { href: "#/invocations", class: "button-link" }, "Clear"),
+    h("button", { type: "button", id: "refresh", title: "Load the list again",
+      onclick: () => window.dispatchEvent(new HashChangeEvent("hashchange")) }, "Refresh"));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const next = "#" + route("/invocations", {
@@ -79,11 +81,10 @@ export async function invocationsPage(view, r) {
       h("td", { class: "mono" }, link(`/invocation/${encodeURIComponent(row.id)}`, row.id)),
       h("td", {}, row.target),
       h("td", {}, statusBadge(row.status)),
-      h("td", { class: "nowrap" }, when(row.created_at)),
-      h("td", { class: "nowrap" }, when(row.modified_at)),
+      h("td", { class: "nowrap small", title: `modified ${when(row.modified_at)}` }, when(row.created_at)),
       h("td", { class: row.completion_result === "failure" || row.last_failure ? "failure-text" : "" },
         shorten(outcome, 140)));
   });
-  view.append(table(["Id", "Target", "Status", "Created", "Modified", "Outcome / last error"], body,
+  view.append(table(["Id", "Target", "Status", "Created", "Outcome / last error"], body,
     { class: "list", id: "invocations" }));
 }
