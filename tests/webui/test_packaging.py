@@ -4,6 +4,7 @@ checkout): build the wheel, unpack it, and load the UI from there in a fresh int
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,9 +23,15 @@ print(json.dumps({"module": webui.__file__, "files": {n: len(b) for n, (b, _) in
 
 
 def test_the_wheel_ships_every_ui_file_and_they_load_from_the_installed_package(tmp_path: Path) -> None:
+    # Build from a clean copy: setuptools' build/ folder in the checkout may hold stale files.
+    tree = tmp_path / "tree"
+    shutil.copytree(REPO_ROOT / "src", tree / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, tree / name)
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-         "--disable-pip-version-check", "-w", str(tmp_path / "dist"), str(REPO_ROOT)],
+         "--disable-pip-version-check", "-w", str(tmp_path / "dist"), str(tree)],
         capture_output=True, text=True, timeout=120)
     assert built.returncode == 0, built.stderr[-2000:]
     (wheel,) = (tmp_path / "dist").glob("perdure-*.whl")

@@ -68,13 +68,16 @@ function failureOf(msgBytes) { // Failure { uint32 code = 1; string message = 2 
 // What an entry says, in a form the timeline can show:
 // { completionId, resultCompletionId, idCompletionId, signal, detail, argument, value, failure, void }
 export function describe(row) {
-  const type = row.entry_type || "";
-  let f;
   try {
-    f = decode(hexToBytes(row.raw || ""));
+    return describeEntry(row);
   } catch (e) {
-    return { detail: `(cannot read entry: ${e.message})` };
+    return { detail: `(cannot read this entry: ${e.message})` };
   }
+}
+
+function describeEntry(row) {
+  const type = row.entry_type || "";
+  const f = decode(hexToBytes(row.raw || ""));
   const out = {};
   if (type.startsWith("Notification: ")) {
     if (f.has(1)) out.completionId = one(f, 1);
