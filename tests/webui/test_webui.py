@@ -14,6 +14,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import pytest
@@ -252,7 +253,7 @@ def test_a_completed_invocation_shows_its_journal_as_a_timeline(page: Page, shop
     callee = shop.query(f"SELECT invoked_id FROM sys_journal WHERE id = '{shop.placed}' "
                         "AND entry_type = 'Command: Call'")[0]["invoked_id"]
     expect(call.locator(f"a[href='#/invocation/{callee}']")).to_have_count(1)
-    expect(page.locator("#journal li[data-type='Command: Input']")).to_contain_text('"book"')
+    expect(page.locator("#journal li[data-type='Command: Input']")).to_contain_text('input: "book"')
     expect(page.locator("#journal li[data-type='Command: Output']")).to_contain_text("placed book for 40, 1 in cart")
     for action, enabled in (("cancel", False), ("kill", False), ("pause", False), ("resume", False), ("purge", True)):
         button = page.locator(f"button[data-action={action}]")
@@ -347,6 +348,30 @@ def test_deployments_page_shows_the_registered_deployment(page: Page, shop: Shop
     screenshot(page, "deployments")
 
 
+def test_a_workflow_written_with_the_official_sdk_shows_its_promise_and_state(
+        page: Page, shop: Shop, tmp_path: Path) -> None:
+    service = ServiceProcess("tests.server.services.official_lifecycle:app", http2=False, log_dir=tmp_path)
+    service.start()
+    try:
+        shop.server.register(service.url, use_http_11=True)
+        run = shop.send("Signup", "run", "ada@example.com", key="ada")
+        shop.wait_status(run, "suspended")
+        assert shop.server.call("Signup", "click", "s3cret", key="ada").json() == "ok"
+        shop.wait_status(run, "completed")
+    finally:
+        service.stop()
+    open_ui(page, shop, f"/invocation/{run}")
+    promise = page.locator("#journal li[data-type='Command: GetPromise']")
+    expect(promise).to_contain_text('get promise "link"')
+    expect(promise).to_contain_text('"s3cret"')
+    expect(promise.locator(".entry-state .badge")).to_have_text("completed")
+    expect(page.locator("#journal li[data-type='Command: Output']")).to_contain_text(
+        "ada@example.com verified with s3cret")
+    page.get_by_role("link", name="state of this key").click()
+    expect(page.locator("#state-entries textarea[data-key=status]")).to_have_value('"verified"')
+    screenshot(page, "workflow")
+
+
 # ------------------------------------------------------------------------------ actions
 
 
@@ -362,6 +387,9 @@ def test_cancel_in_the_page_ends_a_suspended_invocation(page: Page, shop: Shop) 
     page.reload()
     expect(page.locator(".header-row .badge").first).to_have_text("completed")
     expect(page.locator("#journal li[data-type='Notification: Signal']")).to_contain_text("cancel signal")
+    expect(page.locator("#journal li[data-type='Command: Sleep'] .entry-state .badge")).to_have_text("never completed")
+    expect(page.locator("#journal li[data-type='Command: Output']")).to_contain_text(
+        f"output: failure {row['completion_failure']}")
     screenshot(page, "action-cancelled")
 
 

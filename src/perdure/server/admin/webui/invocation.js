@@ -184,6 +184,8 @@ function timeline(entries, inv) {
       if (note) {
         state = note.d.failure ? badge("failed", "bad") : badge("completed", "good");
         lines.push(resultLine(note.d, `result (entry #${note.row.index})`));
+      } else if (inv.status === "completed") {
+        state = badge("never completed", "");
       } else {
         state = badge(row.entry_type === "Command: Sleep" ? "sleeping" : "waiting", "wait");
       }
@@ -199,7 +201,7 @@ function timeline(entries, inv) {
       else if (d.completionId !== undefined) lines.push(h("div", { class: "entry-line muted" }, `completes completion ${d.completionId}`));
     }
     if (d.argument !== undefined) lines.push(h("div", { class: "entry-line" }, "argument: ", h("code", {}, d.argument)));
-    if (d.value !== undefined || d.failure) lines.push(resultLine(d, isCommand ? "value" : "result"));
+    if (d.value !== undefined || d.failure) lines.push(resultLine(d, isCommand ? VALUE_LABELS[row.entry_type] || "value" : "result"));
     if (inv.last_failure && thisCommand !== undefined && thisCommand === inv.last_failure_related_command_index) {
       li.classList.add("retrying");
       state = badge("retrying", "bad");
@@ -226,12 +228,15 @@ function timeline(entries, inv) {
   return list;
 }
 
+const VALUE_LABELS = { "Command: Input": "input", "Command: Output": "output" };
+
 function resultLine(d, label) {
   if (d.failure) {
     return h("div", { class: "entry-line failure-text" }, `${label}: failure [${d.failure.code}] ${d.failure.message}`);
   }
   if (d.value !== undefined) {
-    return h("div", { class: "entry-line" }, `${label}: `, h("code", {}, d.value));
+    return h("div", { class: "entry-line" }, `${label}: `,
+      d.value === "" ? h("span", { class: "muted" }, "(empty)") : h("code", {}, d.value));
   }
   return h("div", { class: "entry-line muted" }, `${label}: done`);
 }
