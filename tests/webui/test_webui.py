@@ -257,13 +257,17 @@ def test_a_completed_invocation_shows_its_journal_as_a_timeline(page: Page, shop
     expect(page.locator("#journal li[data-type='Command: Output']")).to_contain_text("placed book for 40, 1 in cart")
     for action, enabled in (("cancel", False), ("kill", False), ("pause", False), ("resume", False), ("purge", True)):
         button = page.locator(f"button[data-action={action}]")
-        expect(button).to_be_enabled() if enabled else expect(button).to_be_disabled()
+        if enabled:
+            expect(button).to_be_enabled()
+        else:
+            expect(button).to_be_disabled()
     screenshot(page, "invocation-completed")
 
     # The callee's own page is one click away.
     call.locator(f"a[href='#/invocation/{callee}']").click()
     expect(page.locator("#invocation-id")).to_have_text(callee)
     expect(page.locator("#journal li[data-type='Command: SetState']").first).to_contain_text('set state "items"')
+    expect(page.locator("dl.fields").first.locator(f"a[href='#/invocation/{shop.placed}']")).to_have_count(1)
 
 
 def test_a_failing_invocation_shows_its_retries_and_their_error(page: Page, shop: Shop) -> None:
