@@ -371,9 +371,10 @@ def test_a_workflow_written_with_the_official_sdk_shows_its_promise_and_state(
     expect(promise.locator(".entry-state .badge")).to_have_text("completed")
     expect(page.locator("#journal li[data-type='Command: Output']")).to_contain_text(
         "ada@example.com verified with s3cret")
+    screenshot(page, "workflow-invocation")
     page.get_by_role("link", name="state of this key").click()
     expect(page.locator("#state-entries textarea[data-key=status]")).to_have_value('"verified"')
-    screenshot(page, "workflow")
+    screenshot(page, "workflow-state")
 
 
 # ------------------------------------------------------------------------------ actions
