@@ -20,6 +20,7 @@ from perdure.protocol.ids import DeploymentId, InvalidId, InvocationId
 from perdure.protocol.manifest import ManifestError, parse_manifest
 from perdure.protocol.messages import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
 from perdure.server.admin.query import add_query_routes
+from perdure.server.admin.webui import add_webui_routes
 from perdure.server.config import ServerConfig
 from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import parse_duration_ms
@@ -642,6 +643,7 @@ def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
     admin = Admin(schema, config, leader, signer)
     app = web.Application(client_max_size=1024 * 1024)
     add_query_routes(app, config.data_dir, in_flight)
+    add_webui_routes(app)
     for prefix in ("", "/v2", "/v3"):
         r = app.router
         r.add_get(prefix + "/health", admin.health)
