@@ -22,10 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from tests.sdk.h2_client import H2Client
 from tests.support import (
     ManagedProcess,
+    PerdureServer,
+    RestateServer,
     bind_socket,
     free_port,
     http_get,
@@ -41,6 +50,7 @@ class Host:
     name: str
     http2: bool
     prefix: str = ""
+    app: str = "app"
 
     def argv(self, port: int, fd: int | None) -> list[str]:
         py = venv_python()
@@ -51,7 +61,7 @@ class Host:
                 "--no-ws", "--loop", "asyncio", "--workers-kill-timeout", "1",
                 f"{MODULE}:app",
             ]
-        target = f"{MODULE}:fastapi_app" if self.prefix else f"{MODULE}:app"
+        target = f"{MODULE}:{self.app}"
         return [
             py, "-m", "uvicorn", "--fd", str(fd), "--http", "h11", "--lifespan", "on",
             "--timeout-graceful-shutdown", "1", "--no-access-log", target,
@@ -62,8 +72,9 @@ HOSTS = [
     Host("uvicorn-http11", http2=False),
     Host("granian-http11", http2=False),
     Host("granian-h2c", http2=True),
-    Host("fastapi-mount", http2=False, prefix="/restate"),
+    Host("fastapi-mount", http2=False, prefix="/restate", app="fastapi_app"),
 ]
+SIGNED_MOUNT = Host("fastapi-mount-signed", http2=False, prefix="/restate", app="signed_fastapi_app")
 
 
 def h2_get(port: int, path: str) -> tuple[int, bytes]:
@@ -84,9 +95,10 @@ def h2_get(port: int, path: str) -> tuple[int, bytes]:
 class HostedService:
     """One ASGI server process serving the test services on a free loopback port."""
 
-    def __init__(self, host: Host, log_dir: Path) -> None:
+    def __init__(self, host: Host, log_dir: Path, env: dict[str, str] | None = None) -> None:
         self.host = host
         self.log_dir = log_dir
+        self.env = env or {}
         self.process: ManagedProcess | None = None
         self.port = 0
 
@@ -108,7 +120,7 @@ class HostedService:
             try:
                 self.process = ManagedProcess(
                     self.host.argv(self.port, fd),
-                    env=child_env(),
+                    env=child_env(self.env),
                     cwd=REPO_ROOT,
                     log_dir=self.log_dir,
                     name=self.host.name,
@@ -134,9 +146,10 @@ class HostedService:
         raise AssertionError(f"{self.host.name}: no free port after 3 attempts")
 
     def _discover_ok(self) -> bool:
+        # Any answer means the app serves (an app checking request identity answers 401).
         if self.host.http2:
-            return h2_get(self.port, self.host.prefix + "/discover")[0] == 200
-        return http_get(self.url + "/discover", timeout=2).status == 200
+            return h2_get(self.port, self.host.prefix + "/discover")[0] in (200, 401)
+        return http_get(self.url + "/discover", timeout=2).status in (200, 401)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -194,3 +207,49 @@ def test_fastapi_routes_still_answer_next_to_the_mount(tmp_path: Path):
         assert http_get(base + "/discover").status == 404  # only under the mount
     finally:
         svc.stop()
+
+
+_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def _key_name(public_key: bytes) -> str:
+    """``publickeyv1_`` + base58 (Bitcoin alphabet) of the raw Ed25519 public key."""
+    n, out = int.from_bytes(public_key, "big"), ""
+    while n:
+        n, r = divmod(n, 58)
+        out = _BASE58[r] + out
+    return "publickeyv1_" + "1" * (len(public_key) - len(public_key.lstrip(b"\0"))) + out
+
+
+@pytest.mark.parametrize("kind", ["perdure", "restate"])
+def test_signed_requests_verify_under_a_fastapi_mount(kind: str, tmp_path: Path):
+    """The server signs the path without the deployment's prefix (``/invoke/...``), while the
+    mounted app sees the full path (``/restate/invoke/...``) with ``root_path`` = ``/restate``."""
+    private = Ed25519PrivateKey.generate()
+    pem = tmp_path / "identity.pem"
+    pem.write_bytes(
+        private.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    )
+    key_name = _key_name(private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    if kind == "restate":
+        server = RestateServer(
+            tmp_path / "restate",
+            log_dir=tmp_path / "logs",
+            env={"RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": str(pem)},
+        )
+    else:
+        server = PerdureServer(
+            tmp_path / "perdure",
+            log_dir=tmp_path / "logs",
+            extra_args=["--request-identity-private-key-pem-file", str(pem)],
+        )
+    svc = HostedService(SIGNED_MOUNT, tmp_path / "logs", {"PERDURE_TEST_IDENTITY_KEY": key_name})
+    with server:
+        svc.start()
+        try:
+            assert http_get(svc.url + "/discover").status == 401  # unsigned
+            server.register(svc.url, use_http_11=True)
+            napped = server.call("Hosted", "nap", 20)
+            assert (napped.status, napped.json()) == (200, "awake, slept 20 ms"), napped.text
+        finally:
+            svc.stop()

@@ -3,7 +3,9 @@ mounted inside a FastAPI application.
 
 - ``app``: the perdure ASGI application on its own;
 - ``fastapi_app``: a FastAPI application with its own route (``GET /ping``) and the perdure
-  application mounted under ``/restate``, registered as ``http://host:port/restate``.
+  application mounted under ``/restate``, registered as ``http://host:port/restate``;
+- ``signed_fastapi_app``: the same mount, with an app that accepts only requests signed by
+  the runtime key named in ``PERDURE_TEST_IDENTITY_KEY`` (``publickeyv1_...``).
 
 ``Hosted/nap`` sleeps, so over request/response it suspends and is re-invoked;
 ``Tally/add`` keeps state per key and sleeps between reading and writing it.
@@ -11,6 +13,7 @@ mounted inside a FastAPI application.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -61,3 +64,10 @@ async def ping() -> dict[str, str]:
 
 
 fastapi_app.mount("/restate", app)
+
+signed_fastapi_app = FastAPI()
+_identity_key = os.environ.get("PERDURE_TEST_IDENTITY_KEY")
+if _identity_key:
+    signed_fastapi_app.mount(
+        "/restate", perdure.app([hosted, tally], identity_keys=[_identity_key])
+    )
