@@ -165,25 +165,39 @@ def hosted(request, tmp_path: Path):
         svc.stop()
 
 
-def test_served_registered_and_invoked_on_both_servers(any_server, hosted: HostedService):
-    registration = any_server.register(hosted.url, use_http_11=not hosted.host.http2)
+@pytest.fixture(scope="module", params=["perdure", "restate"])
+def server(request, tmp_path_factory: pytest.TempPathFactory):
+    """One server of each kind for the module: every host registers its own deployment of
+    the same services on it (the newest deployment serves them) and uses its own keys."""
+    base = tmp_path_factory.mktemp(f"asgi-hosts-{request.param}")
+    cls = PerdureServer if request.param == "perdure" else RestateServer
+    srv = cls(base / request.param, log_dir=base / "logs").start()
+    try:
+        yield srv
+    finally:
+        srv.cleanup()
+
+
+def test_served_registered_and_invoked_on_both_servers(server, hosted: HostedService):
+    registration = server.register(hosted.url, use_http_11=not hosted.host.http2)
     assert {s["name"] for s in registration["services"]} == {"Hosted", "Tally"}
-    (deployment,) = [d for d in any_server.deployments() if d["id"] == registration["id"]]
+    (deployment,) = [d for d in server.deployments() if d["id"] == registration["id"]]
     expected_mode = "BidiStream" if hosted.host.http2 else "RequestResponse"
     assert deployment["protocol_type"] == expected_mode, deployment
 
-    greeting = any_server.call("Hosted", "greet", "uvi")
+    greeting = server.call("Hosted", "greet", "uvi")
     assert (greeting.status, greeting.json()) == (200, "hi uvi"), greeting.text
 
-    napped = any_server.call("Hosted", "nap", 50)
+    napped = server.call("Hosted", "nap", 50)
     assert (napped.status, napped.json()) == (200, "awake, slept 50 ms"), napped.text
 
-    bulky = any_server.call("Hosted", "bulky", 300_000)
+    bulky = server.call("Hosted", "bulky", 300_000)
     assert (bulky.status, bulky.json()) == (200, 300_000), bulky.text
 
-    totals = [any_server.call("Tally", "add", n, key="k1").json() for n in (2, 3)]
+    key = hosted.host.name
+    totals = [server.call("Tally", "add", n, key=key).json() for n in (2, 3)]
     assert totals == [2, 5]
-    assert any_server.call("Tally", "add", 10, key="other").json() == 10
+    assert server.call("Tally", "add", 10, key=key + "-other").json() == 10
 
 
 def test_discovery_over_h2c_advertises_bidi_streaming(tmp_path: Path):
