@@ -90,3 +90,10 @@ def test_a_bad_server_argument_is_reported_with_the_log():
     message = str(err.value)
     assert "the server exited with status" in message
     assert "--max-protocol-version" in message  # the server's own complaint, from its log
+
+
+def test_an_app_built_with_the_official_sdk_is_served_too():
+    from tests.interop.services.official_greeter import app
+
+    with test_harness(app) as harness:
+        assert harness.client.call("Greeter", "greet", "official") == "Hello official!"
