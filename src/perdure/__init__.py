@@ -30,7 +30,7 @@ _LAZY = {
         "RunOptions", "ScopedContext", "SendHandle", "WorkflowContext", "WorkflowSharedContext",
     ),
     "perdure.sdk.endpoint": ("Endpoint", "app"),
-    "perdure.sdk.errors": ("RetryableError", "SdkInternalBaseException", "TerminalError", "is_internal_exception"),
+    "perdure.sdk.errors": ("PausingError", "RetryableError", "SdkInternalBaseException", "TerminalError", "is_internal_exception"),
     "perdure.sdk.logging": ("RestateLoggingFilter", "getLogger"),
     "perdure.sdk.retry_policy": ("InvocationRetryPolicy",),
     "perdure.sdk.serde": ("BytesSerde", "DefaultSerde", "JsonSerde", "Serde"),
@@ -76,6 +76,7 @@ if TYPE_CHECKING:
     )
     from perdure.sdk.endpoint import Endpoint, app
     from perdure.sdk.errors import (
+        PausingError,
         RetryableError,
         SdkInternalBaseException,
         TerminalError,
@@ -100,6 +101,7 @@ __all__ = [
     "JsonSerde",
     "ObjectContext",
     "ObjectSharedContext",
+    "PausingError",
     "Request",
     "RestateDurableCallFuture",
     "RestateDurableFuture",

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import wait_until
+
 
 @pytest.mark.parametrize("code", [400, 404, 409, 422, 500, 503])
 def test_terminal_error_reaches_the_ingress_caller_with_its_status_and_message(target, code):
@@ -76,3 +78,30 @@ def test_input_that_is_not_json_fails_the_invocation_for_good(target):
 
     assert resp.status == 500, resp.text
     assert resp.json()["message"].startswith("Unable to parse an input argument")
+
+
+@pytest.mark.parametrize(
+    ("handler", "unit", "result"),
+    [
+        ("pausing", "attempt", {"attempts": 2}),
+        ("run_pausing", "execution", {"value": "succeeded on execution 2"}),
+    ],
+)
+def test_pausing_error_pauses_the_invocation_until_it_is_resumed(
+    target, tag, handler, unit, result
+):
+    invocation_id = target.send("Errors", handler, tag).json()["invocationId"]
+
+    def status():
+        row = target.invocation(invocation_id)
+        return row["status"] if row and row["status"] == "paused" else None
+
+    assert wait_until(status, 10, interval=0.05, what=f"{invocation_id} to be paused")
+    assert target.events(tag) == [unit]  # paused, not retried
+
+    resumed = target.admin("PATCH", f"/invocations/{invocation_id}/resume")
+    assert resumed.status in (200, 202), resumed.text
+    attached = target.ingress("GET", f"/restate/invocation/{invocation_id}/attach", timeout=10)
+    assert attached.status == 200, attached.text
+    assert attached.json() == result
+    assert target.events(tag) == [unit, unit]

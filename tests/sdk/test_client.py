@@ -1,4 +1,4 @@
-"""perdure.Client / perdure.AsyncClient against a real perdure server.
+"""perdure.Client / perdure.AsyncClient against a perdure server and the real Restate server.
 
 Services: ``Greeter`` (official_greeter), ``Counter``/``Waiter`` (introspected) and, for the
 terminal failure, the ``Signup`` workflow (official_lifecycle, whose ``Counter`` clashes with
@@ -13,7 +13,7 @@ import pytest
 
 import perdure
 from perdure.sdk.client import IngressError, OutputNotReady, SendHandle
-from tests.support import wait_until
+from tests.support import PerdureServer, RestateServer, ServiceProcess, wait_until
 
 GREETER = "tests.interop.services.official_greeter:app"
 INTROSPECTED = "tests.server.services.introspected:app"
@@ -34,22 +34,41 @@ async def add(ctx: perdure.ObjectContext, n: int) -> int:  # pragma: no cover - 
     raise NotImplementedError
 
 
-@pytest.fixture
-def deployed(perdure_server, start_service, tmp_path: Path):
-    """A perdure server running Greeter, Counter, Steps and Waiter; yields (server, awakeables)."""
-    awakeables = tmp_path / "awakeables.txt"
-    for module in (GREETER, INTROSPECTED):
-        svc = start_service(module, env={"PERDURE_TEST_AWAKEABLES": str(awakeables)})
-        perdure_server.register(svc.url)
-    return perdure_server, awakeables
+@pytest.fixture(scope="module", params=["perdure", "restate"])
+def deployed(request, tmp_path_factory: pytest.TempPathFactory):
+    """A perdure or Restate server running Greeter, Counter, Steps and Waiter, shared by the
+    module's tests (keys and idempotency keys differ per test); returns (server, awakeables)."""
+    base = tmp_path_factory.mktemp(f"client-{request.param}")
+    awakeables = base / "awakeables.txt"
+    server_cls = PerdureServer if request.param == "perdure" else RestateServer
+    server = server_cls(base / request.param, log_dir=base / "logs").start()
+    services = []
+    try:
+        for module in (GREETER, INTROSPECTED):
+            svc = ServiceProcess(
+                module, env={"PERDURE_TEST_AWAKEABLES": str(awakeables)}, log_dir=base / "logs"
+            ).start()
+            services.append(svc)
+            server.register(svc.url)
+        yield server, awakeables
+    finally:
+        for svc in services:
+            svc.stop()
+        server.cleanup()
 
 
-def _awakeable_id(path: Path) -> str:
-    def first_line():
-        lines = path.read_text().split() if path.exists() else []
-        return lines[0] if lines else None
+def _lines(path: Path) -> set[str]:
+    return set(path.read_text().split()) if path.exists() else set()
 
-    return wait_until(first_line, 20, what="the Waiter to write its awakeable id")
+
+def _new_awakeable_id(path: Path, seen: set[str]) -> str:
+    """The awakeable id a Waiter wrote after ``seen`` was taken (each attempt writes its id)."""
+
+    def new_line():
+        fresh = _lines(path) - seen
+        return fresh.pop() if fresh else None
+
+    return wait_until(new_line, 20, what="the Waiter to write its awakeable id")
 
 
 def test_call_service_and_keyed_object(deployed):
@@ -119,8 +138,9 @@ def test_unknown_service_is_an_ingress_404(deployed):
 def test_resolve_awakeable_completes_the_waiter_and_output_not_ready(deployed):
     server, awakeables = deployed
     client = perdure.Client(server.ingress_url)
+    seen = _lines(awakeables)
     handle = client.send("Waiter", "wait", idempotency_key="w1")
-    awakeable_id = _awakeable_id(awakeables)
+    awakeable_id = _new_awakeable_id(awakeables, seen)
     with pytest.raises(OutputNotReady) as err:
         client.output(handle.invocation_id)
     assert err.value.status_code == 470
@@ -131,18 +151,19 @@ def test_resolve_awakeable_completes_the_waiter_and_output_not_ready(deployed):
 def test_reject_awakeable_fails_the_waiter(deployed):
     server, awakeables = deployed
     client = perdure.Client(server.ingress_url)
+    seen = _lines(awakeables)
     handle = client.send("Waiter", "wait", idempotency_key="w2")
-    client.reject_awakeable(_awakeable_id(awakeables), "go away")
+    client.reject_awakeable(_new_awakeable_id(awakeables, seen), "go away")
     with pytest.raises(perdure.TerminalError) as err:
         client.attach(handle.invocation_id)
     assert err.value.message == "go away"
     assert err.value.status_code == 500
 
 
-def test_terminal_failure_raises_terminal_error_with_status(perdure_server, start_service):
+def test_terminal_failure_raises_terminal_error_with_status(any_server, start_service):
     svc = start_service(LIFECYCLE)
-    perdure_server.register(svc.url)
-    client = perdure.Client(perdure_server.ingress_url)
+    any_server.register(svc.url)
+    client = perdure.Client(any_server.ingress_url)
     handle = client.send("Signup", "run", "a@b.c", key="w1")
     assert client.call("Signup", "reject", "link expired", key="w1") == "ok"
     with pytest.raises(perdure.TerminalError) as err:
@@ -179,8 +200,9 @@ async def test_async_call_send_attach_and_errors(deployed):
 async def test_async_resolve_awakeable(deployed):
     server, awakeables = deployed
     async with perdure.AsyncClient(server.ingress_url) as client:
+        seen = _lines(awakeables)
         handle = await client.send("Waiter", "wait", idempotency_key="aw")
-        awakeable_id = _awakeable_id(awakeables)
+        awakeable_id = _new_awakeable_id(awakeables, seen)
         with pytest.raises(OutputNotReady):
             await client.output(handle.invocation_id)
         await client.resolve_awakeable(awakeable_id, "async wake")

@@ -200,6 +200,19 @@ async def test_lifespan_is_acknowledged() -> None:
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
 
 
+async def test_a_websocket_handshake_is_refused() -> None:
+    app = perdure.app([])
+    events = asyncio.Queue()
+    events.put_nowait({"type": "websocket.connect"})
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await asyncio.wait_for(app({"type": "websocket", "path": "/discover"}, events.get, send), 2)
+    assert [m["type"] for m in sent] == ["websocket.close"]
+
+
 async def test_request_response_over_http11_reads_the_whole_body_and_suspends() -> None:
     app = load_with_perdure_as_restate(REPO / "tests/interop/services/official_greeter.py").app
     ct = "application/vnd.restate.invocation.v7"

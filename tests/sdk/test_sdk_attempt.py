@@ -139,6 +139,31 @@ async def test_retryable_error_with_retry_after_sets_the_next_retry_delay() -> N
     assert t is T.ERROR and err.next_retry_delay == 2000 and err.message == "busy"
 
 
+@pytest.mark.parametrize(("version", "behavior"), [(7, pb.ErrorBehavior.PAUSE), (6, 0)])
+async def test_pausing_error_asks_for_a_pause_on_v7_and_a_plain_retry_before(
+    version: int, behavior: int
+) -> None:
+    async def stuck(ctx: perdure.Context, name: str) -> str:
+        raise perdure.PausingError("needs an operator", 503)
+
+    t, err = f.assert_one_terminal(await run(stuck, version=version), version)
+    assert t is T.ERROR
+    assert (err.code, err.message, err.behavior) == (503, "needs an operator", behavior)
+
+
+async def test_pausing_error_in_a_run_step_pauses_naming_the_step() -> None:
+    def step() -> str:
+        raise perdure.PausingError("the step needs an operator")
+
+    async def handler(ctx: perdure.Context, name: str) -> str:
+        return await ctx.run_typed("stuck-step", step)
+
+    t, err = f.assert_one_terminal(await run(handler, version=7), 7)
+    assert t is T.ERROR and err.behavior == pb.ErrorBehavior.PAUSE
+    assert err.related_command_name == "stuck-step"
+    assert not err.HasField("next_retry_delay")
+
+
 async def test_unparseable_input_is_a_terminal_failure() -> None:
     async def greet(ctx: perdure.Context, name: str) -> str:
         return name

@@ -187,6 +187,13 @@ def asgi_app(endpoint: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]
         if kind == "lifespan":
             await lifespan(receive, send)
             return
+        if kind == "websocket":
+            # Nothing here speaks WebSocket: refuse the handshake (an ASGI server answers 403)
+            # instead of returning silently, which servers report as an application error.
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1000})
+            return
         if kind != "http":
             return
         route, service_name, handler_name = _route(scope["path"])

@@ -46,10 +46,13 @@ class Endpoint:
         return self
 
     def app(self) -> Any:
-        """The ASGI application serving this endpoint."""
+        """The ASGI application serving this endpoint; on AWS Lambda (``AWS_LAMBDA_FUNCTION_NAME``
+        set) the Lambda handler serving it instead (``perdure.sdk.aws_lambda``)."""
         from perdure.sdk.asgi import asgi_app
+        from perdure.sdk.aws_lambda import is_running_on_lambda, wrap_asgi_as_lambda_handler
 
-        return asgi_app(self)
+        app = asgi_app(self)
+        return wrap_asgi_as_lambda_handler(app) if is_running_on_lambda() else app
 
 
 def app(

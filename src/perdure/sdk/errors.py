@@ -3,7 +3,8 @@
 Two families live here and they must never be confused:
 
 - User-facing errors derive from ``Exception``: ``TerminalError`` ends the invocation with a
-  failure that is not retried, ``RetryableError`` asks for a retry after a given delay.
+  failure that is not retried, ``RetryableError`` asks for a retry after a given delay,
+  ``PausingError`` asks the runtime to pause the invocation.
 - The SDK's control-flow signals (the attempt suspended, the attempt was closed by an error,
   the journal did not match) derive from ``BaseException`` through
   ``SdkInternalBaseException``. A handler is ordinary user code and very often contains
@@ -23,6 +24,7 @@ from datetime import timedelta
 
 __all__ = [
     "InvocationClosed",
+    "PausingError",
     "RetryableError",
     "SdkInternalBaseException",
     "SdkInternalException",
@@ -58,6 +60,25 @@ class RetryableError(Exception):
         self.message = message
         self.status_code = status_code
         self.retry_after = retry_after
+
+    #: ask the runtime to pause the invocation instead of retrying (see PausingError)
+    pause = False
+
+
+class PausingError(RetryableError):
+    """Fail this attempt and ask Restate to **pause** the invocation instead of retrying it.
+
+    A paused invocation keeps its journal and waits for an operator to resume it
+    (``PATCH /invocations/{id}/resume`` on the admin API, ``restate invocations resume``),
+    e.g. after fixing data or a dependency that retrying alone would not fix. Raised in the
+    handler or inside a ``ctx.run`` closure. It needs service protocol V7 (the
+    ``ErrorMessage.behavior`` field); on V5/V6 it acts as a plain ``RetryableError``.
+    """
+
+    pause = True
+
+    def __init__(self, message: str, status_code: int = 500) -> None:
+        super().__init__(message, status_code)
 
 
 _CATCH_ALL_HINT = """

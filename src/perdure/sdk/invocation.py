@@ -262,7 +262,7 @@ class Attempt:
             except SdkInternalBaseException:
                 outcome = None
             except RetryableError as e:
-                self._report_retryable(e, e.status_code, e.message, e.retry_after)
+                self._report_retryable(e, e.status_code, e.message, e.retry_after, e.pause)
             except Exception as e:
                 outcome = self._outcome_of_exception(e)
             if outcome is not None:
@@ -294,7 +294,9 @@ class Attempt:
             if isinstance(cause, TerminalError):
                 return Failure(cause.status_code, cause.message, cause.metadata)
             if isinstance(cause, RetryableError):
-                self._report_retryable(cause, cause.status_code, cause.message, cause.retry_after)
+                self._report_retryable(
+                    cause, cause.status_code, cause.message, cause.retry_after, cause.pause
+                )
                 return None
             if isinstance(cause, SdkInternalBaseException):
                 return None
@@ -303,17 +305,23 @@ class Attempt:
         return None
 
     def _report_retryable(
-        self, e: BaseException, code: int, message: str, retry_after: timedelta | None
+        self,
+        e: BaseException,
+        code: int,
+        message: str,
+        retry_after: timedelta | None,
+        pause: bool = False,
     ) -> None:
         m = self.machine
         if m.is_closed:
             return
         self._error_reported = True
         logger.warning(
-            "invocation %s (%s/%s) failed, Restate will retry it: %s",
+            "invocation %s (%s/%s) failed, Restate will %s it: %s",
             m.invocation_id,
             m.service,
             m.handler,
+            "pause" if pause and m.version >= 7 else "retry",
             message,
         )
         m.notify_error(
@@ -323,6 +331,7 @@ class Attempt:
             next_retry_delay_ms=None
             if retry_after is None
             else int(retry_after.total_seconds() * 1000),
+            pause=pause,
         )
 
     # ------------------------------------------------------------------ output
@@ -442,6 +451,7 @@ class Attempt:
                 delay_override_ms=(
                     None if e.retry_after is None else int(e.retry_after.total_seconds() * 1000)
                 ),
+                pause=e.pause,
             )
         except SdkInternalBaseException:
             m.run_finished_without_result(handle)

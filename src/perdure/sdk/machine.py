@@ -504,11 +504,17 @@ class Machine:
         stacktrace: str = "",
         related: tuple[int, str, int] | None = None,
         next_retry_delay_ms: int | None = None,
+        pause: bool = False,
     ) -> None:
-        """Write an ErrorMessage and close, unless already closed."""
+        """Write an ErrorMessage and close, unless already closed. ``pause`` asks the runtime
+        to pause the invocation instead of retrying it (``behavior = PAUSE``, V7 only: older
+        versions have no such field and the runtime retries as usual)."""
         if self.phase is Phase.CLOSED:
             return
         err = pb.ErrorMessage(code=code, message=message, stacktrace=stacktrace)
+        if pause and self._v7:
+            err.behavior = pb.ErrorBehavior.PAUSE
+            next_retry_delay_ms = None  # only meaningful with behavior = RETRY
         if related is not None:
             err.related_command_index = related[0]
             if related[1]:
@@ -631,9 +637,17 @@ class Machine:
         stacktrace: str = "",
         *,
         next_retry_delay_ms: int | None = None,
+        pause: bool = False,
     ) -> None:
-        """A retryable failure of this attempt: write ErrorMessage and close."""
-        self._fail(code, message, stacktrace=stacktrace, next_retry_delay_ms=next_retry_delay_ms)
+        """A retryable failure of this attempt: write ErrorMessage and close (``pause``: ask
+        the runtime to pause the invocation instead, on V7)."""
+        self._fail(
+            code,
+            message,
+            stacktrace=stacktrace,
+            next_retry_delay_ms=next_retry_delay_ms,
+            pause=pause,
+        )
 
     # --- state
 
@@ -972,12 +986,24 @@ class Machine:
         attempt_duration_ms: int = 0,
         policy: RunRetryPolicy | None = None,
         delay_override_ms: int | None = None,
+        pause: bool = False,
     ) -> None:
         """The closure failed with a retryable error: either end the attempt with an
         ErrorMessage naming the run (and the retry delay), or, once the run's retry policy
-        is exhausted, propose the failure as the run's terminal result."""
+        is exhausted, propose the failure as the run's terminal result. ``pause`` ends the
+        attempt asking the runtime to pause the invocation (V7), whatever the policy says."""
         self._runs_executing.discard(handle)
         if self.phase is Phase.CLOSED:
+            return
+        if pause:
+            run = self._runs[handle]
+            self._fail(
+                failure.code,
+                failure.message,
+                stacktrace=stacktrace,
+                related=(run.command_index, run.name, _MT.RUN_COMMAND),
+                pause=True,
+            )
             return
         attempts = 1
         elapsed = attempt_duration_ms

@@ -8,6 +8,9 @@
   succeeds; ``run_gives_up``: one that always fails, with ``max_attempts``;
   ``run_terminal``: one that raises a TerminalError (never retried).
 - ``steps``: ``n`` run steps, each recording its execution.
+- ``pausing``: raises ``PausingError`` on its first attempt (the runtime pauses the
+  invocation instead of retrying it), succeeds once resumed; ``run_pausing``: the same from
+  inside a ``ctx.run`` closure.
 
 Attempt counts live in this process (per tag), which is what makes a handler behave
 differently on its next attempt; every closure execution is also recorded in the events
@@ -122,6 +125,29 @@ async def steps(ctx: perdure.Context, req: dict[str, Any]) -> dict[str, Any]:
 
         total += await ctx.run_typed(f"step-{i}", step)
     return {"total": total}
+
+
+@errors.handler()
+async def pausing(ctx: perdure.Context, tag: str) -> dict[str, Any]:
+    _attempts[tag] += 1
+    record(tag, "attempt")
+    if _attempts[tag] == 1:
+        raise perdure.PausingError("needs an operator", 503)
+    return {"attempts": _attempts[tag]}
+
+
+def _pausing_step(tag: str) -> str:
+    _executions[tag] += 1
+    record(tag, "execution")
+    if _executions[tag] == 1:
+        raise perdure.PausingError("the step needs an operator")
+    return f"succeeded on execution {_executions[tag]}"
+
+
+@errors.handler()
+async def run_pausing(ctx: perdure.Context, tag: str) -> dict[str, Any]:
+    options: perdure.RunOptions[str] = perdure.RunOptions(initial_retry_interval=FAST_RETRY)
+    return {"value": await ctx.run_typed("pausing-step", _pausing_step, options, tag)}
 
 
 SERVICES = [errors]
