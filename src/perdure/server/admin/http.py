@@ -19,6 +19,7 @@ from perdure._version import __version__
 from perdure.protocol.ids import DeploymentId, InvalidId, InvocationId
 from perdure.protocol.manifest import ManifestError, parse_manifest
 from perdure.protocol.messages import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
+from perdure.server.admin.openapi import service_openapi
 from perdure.server.admin.query import add_query_routes
 from perdure.server.config import ServerConfig
 from perdure.server.identity import RequestSigner
@@ -245,13 +246,16 @@ class Admin:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({})
 
-    async def version(self, request: web.Request) -> web.Response:
+    def _ingress_endpoint(self) -> str:
         host, port = self.config.ingress_bind
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+
+    async def version(self, request: web.Request) -> web.Response:
         return web.json_response({
             "version": f"perdure {__version__}",
             "min_admin_api_version": 1,
             "max_admin_api_version": 3,
-            "ingress_endpoint": f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/",
+            "ingress_endpoint": self._ingress_endpoint(),
             "features": {"protocol_v7": self.config.max_protocol_version >= 7},
         })
 
@@ -507,6 +511,13 @@ class Admin:
         return web.json_response(service_json(s, self.config))
 
 
+    async def get_service_openapi(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        s = self.schema.services.get(name)
+        if s is None:
+            return _error(404, f"The requested service '{name}' does not exist")
+        return web.json_response(service_openapi(s, self._ingress_endpoint()))
+
     # ------------------------------------------------------------------ updates
 
     async def patch_service(self, request: web.Request) -> web.Response:
@@ -653,6 +664,7 @@ def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
         r.add_get(prefix + "/services", admin.list_services)
         r.add_get(prefix + "/services/{name}", admin.get_service)
         r.add_patch(prefix + "/services/{name}", admin.patch_service)
+        r.add_get(prefix + "/services/{name}/openapi", admin.get_service_openapi)
         r.add_get(prefix + "/services/{name}/handlers", admin.list_handlers)
         r.add_get(prefix + "/services/{name}/handlers/{handler}", admin.get_handler)
         r.add_patch(prefix + "/deployments/{id}", admin.update_deployment)
