@@ -59,6 +59,11 @@ def server(
     inactivity_timeout: float = typer.Option(60.0, "--inactivity-timeout",
                                              help="Seconds of silence before a BIDI stream is closed so the "
                                                   "handler suspends."),
+    max_state_value_size: str = typer.Option(
+        "32MiB", "--max-state-value-size",
+        help="Largest value a handler may store under one state key (bytes; KiB, MiB, KB, MB "
+             "suffixes allowed). A larger SetState fails the attempt, stores nothing, and is "
+             "retried under the invocation's retry policy."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     request_identity_key: Path | None = typer.Option(
         None, "--request-identity-private-key-pem-file",
@@ -69,7 +74,7 @@ def server(
     import asyncio
     import logging
 
-    from perdure.server.config import ServerConfig, parse_bind
+    from perdure.server.config import ServerConfig, parse_bind, parse_size
     from perdure.server.node import run_node
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -81,6 +86,7 @@ def server(
             max_protocol_version=max_protocol_version,
             inactivity_timeout_ms=int(inactivity_timeout * 1000),
             request_identity_key_file=request_identity_key,
+            max_state_value_size=parse_size(max_state_value_size),
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None

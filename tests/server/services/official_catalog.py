@@ -15,7 +15,8 @@ Virtual object ``Shelf`` (key = a shelf):
     ``"<marker>:<resolved value>"``.
   * shared ``awakeable() -> str | None``: the stored awakeable id.
   * ``put(size) -> int``: sets state ``blob`` to a string of ``size`` characters (its JSON
-    encoding is ``size + 2`` bytes); the object's policy tries twice, then kills the invocation.
+    encoding is ``size + 2`` bytes); its retry policy tries twice, then kills the invocation.
+  * ``stash(size) -> int``: the same under the server's default retry policy.
   * shared ``blob_size() -> int``: the length of state ``blob`` (0 when unset).
 
 Workflow ``Order`` (key = the order id): ``run(Item) -> Quote`` and shared ``status() -> str``.
@@ -65,9 +66,7 @@ async def raw(ctx: restate.Context, data: bytes) -> bytes:
     return data
 
 
-shelf = restate.VirtualObject("Shelf", invocation_retry_policy=InvocationRetryPolicy(
-    initial_interval=timedelta(milliseconds=10), exponentiation_factor=1.0,
-    max_interval=timedelta(milliseconds=100), max_attempts=2, on_max_attempts="kill"))
+shelf = restate.VirtualObject("Shelf")
 
 
 @shelf.handler()
@@ -83,8 +82,16 @@ async def awakeable(ctx: restate.ObjectSharedContext) -> str | None:
     return await ctx.get("awakeable", type_hint=str)
 
 
-@shelf.handler()
+@shelf.handler(invocation_retry_policy=InvocationRetryPolicy(
+    initial_interval=timedelta(milliseconds=10), exponentiation_factor=1.0,
+    max_interval=timedelta(milliseconds=100), max_attempts=2, on_max_attempts="kill"))
 async def put(ctx: restate.ObjectContext, size: int) -> int:
+    ctx.set("blob", "x" * size)
+    return size
+
+
+@shelf.handler()
+async def stash(ctx: restate.ObjectContext, size: int) -> int:
     ctx.set("blob", "x" * size)
     return size
 

@@ -379,6 +379,9 @@ class Admin:
         for k, v in new_state.items():
             if not isinstance(v, list) or not all(isinstance(b, int) and 0 <= b <= 255 for b in v):
                 return _error(400, f"the value of state key {k!r} must be an array of byte values 0..255")
+            if len(v) > self.config.max_state_value_size:
+                return _error(400, f"state value for key '{k}' is {len(v)} bytes, over the limit of "
+                                   f"{self.config.max_state_value_size} bytes (--max-state-value-size)")
             entries.append(rec.StateEntry(key=k.encode(), value=bytes(v)))
         await self.leader.propose(rec.Record(set_state=rec.SetObjectState(service=name, key=key, entries=entries)))
         return web.Response(status=202)
