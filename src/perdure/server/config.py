@@ -45,8 +45,8 @@ class ServerConfig:
     inactivity_timeout_ms: int = 60_000
     abort_timeout_ms: int = 600_000
     connect_timeout_s: float = 10.0
-    # Largest request body the ingress accepts (Restate's default is also in the MiB range).
-    max_request_body: int = 10 * 1024 * 1024
+    # Largest request body the ingress accepts: Restate 1.7's `ingress.request-size-limit` default.
+    max_request_body: int = 32 * 1024 * 1024
     # Largest value a handler may store under one state key. Restate bounds every message from a
     # deployment by `message-size-limit` (32 MiB by default), which in practice bounds state values;
     # we take the same default. A larger value fails the attempt, is not stored, and is retried

@@ -322,15 +322,22 @@ class Admin:
         return web.json_response({"deployments": deps})
 
     async def get_deployment(self, request: web.Request) -> web.Response:
-        d = self.schema.deployments.get(request.match_info["id"])
+        dep_id = request.match_info["id"]
+        bad = _bad_deployment_id(dep_id)
+        if bad is not None:
+            return bad
+        d = self.schema.deployments.get(dep_id)
         if d is None:
-            return _error(404, f"deployment {request.match_info['id']} not found")
+            return _error(404, f"The requested deployment '{dep_id}' does not exist")
         return web.json_response(deployment_json(d, self.schema, self.config, full=True))
 
     async def delete_deployment(self, request: web.Request) -> web.Response:
         dep_id = request.match_info["id"]
+        bad = _bad_deployment_id(dep_id)
+        if bad is not None:
+            return bad
         if dep_id not in self.schema.deployments:
-            return _error(404, f"deployment {dep_id} not found")
+            return _error(404, f"The requested deployment '{dep_id}' does not exist")
         still_serving = [n for n, s in self.schema.services.items() if s.deployment_id == dep_id]
         if still_serving and request.query.get("force", "false").lower() != "true":
             return _error(409, f"deployment {dep_id} is the latest revision of {', '.join(still_serving)}; "
@@ -510,7 +517,7 @@ class Admin:
     async def get_service(self, request: web.Request) -> web.Response:
         s = self.schema.services.get(request.match_info["name"])
         if s is None:
-            return _error(404, f"service {request.match_info['name']} not found")
+            return _error(404, f"The requested service '{request.match_info['name']}' does not exist")
         return web.json_response(service_json(s, self.config))
 
 
@@ -585,11 +592,9 @@ class Admin:
         discover the deployment again at `uri` and point the deployment there, keeping its id.
         The endpoint must serve the same services."""
         dep_id = request.match_info["id"]
-        try:
-            DeploymentId.parse(dep_id)
-        except InvalidId:
-            return web.Response(status=400, text=f"Invalid URL: Cannot parse `deployment` with value `{dep_id}`: "
-                                                 "bad format")
+        bad = _bad_deployment_id(dep_id)
+        if bad is not None:
+            return bad
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -643,6 +648,16 @@ class Admin:
                                                      additional_headers=headers)
         log.info("deployment %s now at %s", dep_id, uri)
         return web.json_response(deployment_json(dep, self.schema, self.config, full=True))
+
+
+def _bad_deployment_id(dep_id: str) -> web.Response | None:
+    """Restate's answer to a path with a malformed deployment id (plain text, 400), or None."""
+    try:
+        DeploymentId.parse(dep_id)
+    except InvalidId:
+        return web.Response(status=400, text=f"Invalid URL: Cannot parse `deployment` with value `{dep_id}`: "
+                                             "bad format")
+    return None
 
 
 _DURATION_SETTINGS = ("idempotency_retention", "workflow_completion_retention", "journal_retention",

@@ -39,8 +39,7 @@ def service_openapi(service: ServiceInfo, ingress_url: str) -> dict[str, Any]:
     target = f"{service.name}/{{key}}" if keyed else service.name
 
     for handler in service.handlers.values():
-        if not (service.public and handler.public):
-            continue  # the ingress refuses private handlers, so they are no part of its API
+        # Private handlers stay in the document, as in Restate's (the ingress answers them 400).
         name = handler.name
         body = _request_body(handler, name, schemas)
         ok = _ok_response(handler, name, schemas)
