@@ -77,6 +77,13 @@ def test_openapi_documents_match_restate_for_a_service_an_object_and_a_workflow(
         assert _prose_free(doc["components"]["schemas"]) == _prose_free(ref["components"]["schemas"])
         assert doc["servers"][0]["url"] == perdure_server.ingress_url + "/"
 
+    # A private service keeps its paths in both documents (the ingress refuses them).
+    for server in (perdure_server, restate_server):
+        assert server.admin("PATCH", "/services/Catalog", json={"public": False}).status == 200
+    ours = perdure_server.admin("GET", "/services/Catalog/openapi").json()
+    theirs = restate_server.admin("GET", "/services/Catalog/openapi").json()
+    assert sorted(_shape(ours)["ops"]) == sorted(_shape(theirs)["ops"]) and len(ours["paths"]) == 12
+
     # Spot checks that pin the comparison to what matters to a client.
     doc = perdure_server.admin("GET", "/services/Shelf/openapi").json()
     put = doc["paths"]["/restate/call/Shelf/{key}/put"]["post"]
