@@ -99,3 +99,31 @@ def test_openapi_of_an_unknown_service_is_404(any_server):
     r = any_server.admin("GET", "/services/NoSuchService/openapi")
     assert r.status == 404
     assert r.json()["message"] == "The requested service 'NoSuchService' does not exist"
+
+
+def test_the_document_is_valid_for_handlers_without_schemas_or_with_other_content_types():
+    from perdure.server.admin.openapi import service_openapi
+    from perdure.server.schema import HandlerInfo, ServiceInfo
+
+    handlers = {
+        "anything": HandlerInfo(name="anything", ty="exclusive", input=None, output=None),
+        "nothing": HandlerInfo(name="nothing", ty="shared", input={}, output={"content_type": "text/plain"}),
+        "bytes": HandlerInfo(name="bytes", ty="exclusive",
+                             input={"required": True, "content_type": "application/octet-stream"},
+                             output={"content_type": "application/octet-stream"}),
+    }
+    svc = ServiceInfo(name="Blobs", ty="virtual_object", revision=3, deployment_id="dp_x", handlers=handlers,
+                      documentation="Stores blobs.")
+    doc = service_openapi(svc, "http://127.0.0.1:8080/")
+    validate(doc)
+    assert doc["info"] == {"title": "Blobs", "version": "3", "description": "Stores blobs."}
+    anything = doc["paths"]["/restate/call/Blobs/{key}/anything"]["post"]
+    assert anything["requestBody"] == {"content": {"*/*": {"schema": {"$ref": "#/components/schemas/anythingRequest"}}},
+                                       "required": False}
+    assert "requestBody" not in doc["paths"]["/restate/send/Blobs/{key}/nothing"]["post"]
+    raw = doc["paths"]["/restate/call/Blobs/{key}/bytes"]["post"]
+    assert raw["requestBody"]["required"] is True
+    assert list(raw["requestBody"]["content"]) == ["application/octet-stream"]
+    assert list(raw["responses"]["200"]["content"]) == ["application/octet-stream"]
+    assert "/restate/invocation/Blobs/{key}/bytes/{idempotencyKey}/output" in doc["paths"]
+    assert not any(p.startswith("/restate/workflow/") for p in doc["paths"])
