@@ -107,3 +107,16 @@ def test_the_admin_state_api_refuses_an_oversized_value(tmp_path, start_service)
         assert wait_until(lambda: _blob_size(server, "a") == 3, 10, interval=0.05, what="the state to be set")
     finally:
         server.cleanup()
+
+
+def test_sizes_on_the_command_line_take_binary_and_decimal_units():
+    from perdure.server.config import ServerConfig, parse_size
+
+    assert [parse_size(t) for t in ("65536", "64KiB", "64 KiB", "10MB", "1.5MiB", "2GiB")] == [
+        65536, 65536, 65536, 10_000_000, 1_572_864, 2 * 1024**3]
+    for bad in ("abc", "0", "-1", "5 parsecs", ""):
+        with pytest.raises(ValueError):
+            parse_size(bad)
+    # A state value at the limit always fits in one frame from the deployment.
+    assert ServerConfig(max_state_value_size=64 * 1024**2).frame_limit() == 64 * 1024**2 + 256 * 1024
+    assert ServerConfig(max_state_value_size=1024).frame_limit() == 32 * 1024**2
