@@ -120,3 +120,23 @@ def test_sizes_on_the_command_line_take_binary_and_decimal_units():
     # A state value at the limit always fits in one frame from the deployment.
     assert ServerConfig(max_state_value_size=64 * 1024**2).frame_limit() == 64 * 1024**2 + 256 * 1024
     assert ServerConfig(max_state_value_size=1024).frame_limit() == 32 * 1024**2
+
+
+def test_a_message_over_the_frame_limit_is_retried_as_rt0003(any_server, start_service):
+    svc = start_service("tests.server.services.faulty_deployment:app", http2=False)
+    any_server.register(svc.url, use_http_11=True)
+    sent = post(any_server, "/Faulty/oversized/send")
+    assert sent.status == 202, sent.text
+    iid = sent.json()["invocationId"]
+
+    def failed_twice() -> dict | None:
+        rows = query(any_server, "SELECT retry_count, last_failure, last_failure_error_code "
+                                 f"FROM sys_invocation WHERE id = '{iid}'")
+        row = rows[0] if rows else None
+        return row if row and row.get("last_failure") and (row.get("retry_count") or 0) >= 2 else None
+
+    row = wait_until(failed_twice, 20, interval=0.05, what=f"{iid} to fail twice")
+    assert row["last_failure_error_code"] == "RT0003", row
+    assert "message size limit" in row["last_failure"] and "4294967295" in row["last_failure"], row
+    assert http_request("PATCH", f"{any_server.admin_url}/invocations/{iid}/kill").status == 200
+

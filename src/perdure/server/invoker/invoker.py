@@ -21,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from perdure.protocol.framing import FrameDecoder, ProtocolError, encode_frame
+from perdure.protocol.framing import FrameDecoder, FrameTooLarge, ProtocolError, encode_frame
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId
 from perdure.protocol.messages import (
     MessageType,
@@ -283,6 +283,12 @@ class Invoker:
             stream.reset()
             self._fail(a, effect, row, str(e), None, server=server_header, related_command=e,
                        error_code=e.error_code)
+        except FrameTooLarge as e:
+            # Restate's RT0003: a message over the size limit is retried, not a protocol violation.
+            log.warning("invocation %s (%s) attempt %d: %s", row.id_str, target, a.attempt, e)
+            stream.reset()
+            self._fail(a, effect, row, f"message size limit exceeded: {e}", None, server=server_header,
+                       error_code="RT0003")
         except ProtocolError as e:
             log.warning("invocation %s (%s) attempt %d: protocol error from deployment: %s",
                         row.id_str, target, a.attempt, e)
