@@ -3,7 +3,9 @@ deployment-pinning and state-size tests. Serve with
 ``ServiceProcess("tests.server.services.official_catalog:app")``.
 
 ``CATALOG_MARKER`` (environment) names the process: every answer that says which process ran
-the handler carries it, so a test can tell two deployments of the same services apart.
+the handler carries it, so a test can tell two deployments of the same services apart. ``CATALOG_MAX_PROTOCOL`` (e.g.
+``5``) caps the service protocol versions its manifest offers, so two deployments of the same
+services can pin invocations to different protocol versions.
 
 Service ``Catalog`` (typed input and output, so the manifest carries JSON schemas):
   * ``price(Item) -> Quote``: ``{"name", "quantity"}`` to ``{"name", "total"}``.
@@ -24,6 +26,7 @@ Workflow ``Order`` (key = the order id): ``run(Item) -> Quote`` and shared ``sta
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 
@@ -32,6 +35,7 @@ from pydantic import BaseModel
 from restate.retry_policy import InvocationRetryPolicy
 
 MARKER_ENV = "CATALOG_MARKER"
+MAX_PROTOCOL_ENV = "CATALOG_MAX_PROTOCOL"
 
 
 class Item(BaseModel):
@@ -115,4 +119,33 @@ async def status(ctx: restate.WorkflowSharedContext) -> str:
     return await ctx.get("status", type_hint=str) or "new"
 
 
-app = restate.app(services=[catalog, shelf, order])
+_official_app = restate.app(services=[catalog, shelf, order])
+
+
+async def app(scope, receive, send):
+    """The official SDK's app; with ``CATALOG_MAX_PROTOCOL`` set, its discovery manifest
+    offers service protocol versions only up to that one (the SDK itself speaks 5 to 7)."""
+    cap = os.environ.get(MAX_PROTOCOL_ENV)
+    if not cap or scope.get("type") != "http" or not scope["path"].endswith("/discover"):
+        await _official_app(scope, receive, send)
+        return
+    head: dict = {}
+    body = bytearray()
+
+    async def rewrite(message) -> None:
+        if message["type"] == "http.response.start":
+            head.update(message)
+            return
+        body.extend(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        out = bytes(body)
+        if head.get("status") == 200:
+            manifest = json.loads(out)
+            manifest["maxProtocolVersion"] = min(int(cap), manifest["maxProtocolVersion"])
+            out = json.dumps(manifest).encode()
+        headers = [(k, v) for k, v in head.get("headers", []) if k.lower() != b"content-length"]
+        await send({**head, "headers": [*headers, (b"content-length", str(len(out)).encode())]})
+        await send({"type": "http.response.body", "body": out})
+
+    await _official_app(scope, receive, rewrite)
