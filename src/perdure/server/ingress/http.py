@@ -79,8 +79,9 @@ _NOT_RETAINED = ("the output can only be read for invocations created with an id
 
 
 # Durations as Restate reads them (the `jiff` crate): ISO-8601 in any letter case (`PT10S`,
-# `pt1h30m`, `P1W`), or the "friendly" form: numbers with lower-case units, optionally separated
-# by spaces or commas (`10s`, `1h 30m`, `2 hours, 5 mins`, `1.5s`, `500ms`, `1w`), or a bare `0`.
+# `pt1h30m`, `P1W`, `PT1.5H`), or the "friendly" form: numbers with lower-case units, optionally
+# separated by spaces or a comma (`10s`, `1h  30m`, `2 hours, 5 mins`, `1.5s`, `500ms`, `1w`), or a
+# bare `0`; never padded.
 # Years and months are refused (their length varies), as are negative durations.
 _NS = {"w": 604_800 * 10**9, "d": 86_400 * 10**9, "h": 3_600 * 10**9, "m": 60 * 10**9, "s": 10**9,
        "ms": 10**6, "us": 10**3, "ns": 1}
@@ -95,9 +96,11 @@ _UNITS = {
     **dict.fromkeys(("ns", "nsec", "nsecs", "nano", "nanos", "nanosecond", "nanoseconds"), "ns"),
 }
 _CALENDAR_UNITS = frozenset({"y", "yr", "yrs", "year", "years", "mo", "mos", "month", "months"})
-_FRIENDLY_PART = re.compile(r"(\d+(?:\.\d+)?) ?([a-z\u00b5]+)")
-_FRIENDLY_SEP = re.compile(r"(?:,? ?)")
-_ISO = re.compile(r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.I)
+_FRIENDLY_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z\u00b5]+)")
+_FRIENDLY_SEP = re.compile(r",?\s*")
+_ISO_NUMBER = r"(\d+(?:\.\d+)?)"
+_ISO = re.compile(rf"P(?:{_ISO_NUMBER}W)?(?:{_ISO_NUMBER}D)?(?:T(?:{_ISO_NUMBER}H)?(?:{_ISO_NUMBER}M)?"
+                  rf"(?:{_ISO_NUMBER}S)?)?", re.I)
 _ISO_CALENDAR = re.compile(r"P(?:\d+Y)|P(?:[^T]*\d+M)", re.I)
 _EXAMPLES = "use e.g. 10s, 500ms, 1h 30m or PT10S"
 # The largest number accepted in one component: far beyond any useful duration, small enough
@@ -388,7 +391,7 @@ class Ingress:
         try:
             aid = AwakeableId.parse(raw_id)
         except InvalidId as e:
-            raise IngressError(400, f"invalid awakeable id: {e}") from None
+            raise IngressError(400, f"bad awakeable id '{raw_id}': {e}") from None
         body = await request.read()
         sig = rec.DeliverSignal(invocation_id=aid.invocation_id.to_bytes(), signal_idx=aid.index)
         if resolve:
