@@ -111,10 +111,10 @@ _MAX_COMPONENT = 10**15
 def parse_duration_ms(text: str) -> int:
     """An ISO-8601 (`PT60S`) or friendly (`60sec`, `10 ms`, `1h 30m`) duration in whole
     milliseconds (sub-millisecond parts are dropped). Raises ValueError with the reason."""
-    return parse_duration_ns(text) // 10**6
+    return _duration_ns(text) // 10**6
 
 
-def parse_duration_ns(text: str) -> int:
+def _duration_ns(text: str) -> int:
     if text.startswith("-") or text.endswith("ago"):
         raise ValueError(f"{text!r} is negative; a duration must be zero or more")
     if text == "0":
@@ -131,8 +131,7 @@ def parse_duration_ns(text: str) -> int:
     total, pos = 0, 0
     while pos < len(text):
         if pos:
-            sep = _FRIENDLY_SEP.match(text, pos)
-            pos = sep.end() if sep else pos
+            pos = _FRIENDLY_SEP.match(text, pos).end()  # type: ignore[union-attr] - it matches ""
         m = _FRIENDLY_PART.match(text, pos)
         if m is None:
             raise ValueError(f"cannot parse duration {text!r}; {_EXAMPLES}")
