@@ -65,12 +65,12 @@ class CommandRejected(Exception):
     #: Restate's error code for the failure, shown in `sys_invocation.last_failure_error_code`
     error_code = ""
 
-    def __init__(self, command_type: int, command_index: int, reason: str) -> None:
+    def __init__(self, command_type: int, command_index: int, reason: str, *, message: str | None = None) -> None:
         self.command_type = command_type
         self.command_index = command_index
         entry = MessageType(command_type).entry_name
-        super().__init__(f"cannot process command {entry} (command index {command_index}) because of a "
-                         f"failed precondition: {reason}")
+        super().__init__(message or f"cannot process command {entry} (command index {command_index}) because "
+                                    f"of a failed precondition: {reason}")
 
 
 class StateValueTooLarge(CommandRejected):
@@ -80,10 +80,9 @@ class StateValueTooLarge(CommandRejected):
     error_code = "RT0003"
 
     def __init__(self, command_index: int, key: bytes, size: int, limit: int) -> None:
-        self.command_type = T.SET_STATE_COMMAND
-        self.command_index = command_index
         name = key.decode("utf-8", "replace")
-        Exception.__init__(self, f"state value for key '{name}' is {size} bytes, over the limit of {limit} "
+        super().__init__(T.SET_STATE_COMMAND, command_index, "state value too large",
+                         message=f"state value for key '{name}' is {size} bytes, over the limit of {limit} "
                                  f"bytes (--max-state-value-size); nothing was written "
                                  f"(SetState, command index {command_index})")
 
