@@ -107,6 +107,7 @@ def test_services_list_and_describe_show_handlers_and_timeouts(env):
     assert re.search(rf"inactivity timeout\s+{expected['inactivity_timeout']}", described)
     assert re.search(rf"journal retention\s+{expected['journal_retention']}", described)
     assert re.search(r"^add\s+Exclusive", described, re.M) and re.search(r"^get\s+Shared", described, re.M)
+    assert f"{env.admin_url}/services/Counter/openapi" in described
 
     err = failed(perdure(env, "services", "describe", "Nope"))
     assert "HTTP 404" in err and "Nope" in err

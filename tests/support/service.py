@@ -133,7 +133,10 @@ class ServiceProcess(ProcessLifecycle):
     def _discover_ok(self) -> bool:
         # Any HTTP answer means the app is serving: a service that checks request identity
         # rightly answers an unsigned /discover with 401.
-        return http_get(self.url + "/discover", timeout=2).status in (200, 401)
+        # Offer manifest v4 as the servers do: an official-SDK service with a retry policy
+        # cannot describe itself in an older manifest version (it answers 500).
+        accept = ", ".join(f"application/vnd.restate.endpointmanifest.v{v}+json" for v in (4, 3, 2))
+        return http_get(self.url + "/discover", headers={"accept": accept}, timeout=2).status in (200, 401)
 
     def discover(self) -> dict[str, Any]:
         """The service's discovery manifest (``GET /discover`` over HTTP/1.1)."""

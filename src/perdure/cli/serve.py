@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inactivity-timeout", type=float, default=60.0,
                    help="Seconds of silence before a BIDI stream is closed so the handler "
                         "suspends (default: %(default)s).")
+    p.add_argument("--max-state-value-size", default="32MiB",
+                   help="Largest value a handler may store under one state key (bytes; KiB, MiB, KB, "
+                        "MB suffixes allowed). A larger SetState fails the attempt, stores nothing, "
+                        "and is retried under the invocation's retry policy (default: %(default)s).")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                    type=str.lower, help="Log level (default: %(default)s).")
     p.add_argument("--request-identity-private-key-pem-file", dest="request_identity_key", type=Path,
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     import asyncio
     import logging
 
-    from perdure.server.config import ServerConfig, parse_bind
+    from perdure.server.config import ServerConfig, parse_bind, parse_size
     from perdure.server.node import run_node
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
             max_protocol_version=args.max_protocol_version,
             inactivity_timeout_ms=int(args.inactivity_timeout * 1000),
             request_identity_key_file=args.request_identity_key,
+            max_state_value_size=parse_size(args.max_state_value_size),
         )
     except ValueError as e:
         parser.error(str(e))

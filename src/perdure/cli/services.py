@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from perdure.cli import render
-from perdure.cli.options import admin_client
+from perdure.cli.options import admin_client, options
 
 app = typer.Typer(no_args_is_help=True, help="Inspect registered services and their handlers.")
 
@@ -44,6 +44,7 @@ def describe(ctx: typer.Context, name: str = typer.Argument(..., help="The servi
         ("deployment", s.get("deployment_id")),
         ("documentation", s.get("documentation")),
         *((k.replace("_", " "), s.get(k)) for k in _SETTINGS),
+        ("openapi", f"{options(ctx).admin_url}/services/{s.get('name')}/openapi"),
     ], title=f"Service {s.get('name')}")
     rows = []
     for h in s.get("handlers", []):

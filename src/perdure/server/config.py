@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from perdure.server.partition.retry import RetryPolicy
 
-__all__ = ["ServerConfig", "parse_bind"]
+__all__ = ["ServerConfig", "parse_bind", "parse_size"]
 
 
 def parse_bind(value: str) -> tuple[str, int]:
@@ -16,6 +17,22 @@ def parse_bind(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not (0 <= int(port) <= 65535):
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+               "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(value: str) -> int:
+    """A byte count such as '65536', '64KiB', '10 MB' or '1.5MiB'."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in _SIZE_UNITS:
+        raise ValueError(f"expected a size such as 65536, 64KiB or 10MiB, got {value!r}")
+    size = int(float(m.group(1)) * _SIZE_UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"a size must be positive, got {value!r}")
+    return size
 
 
 @dataclass(slots=True)
@@ -28,9 +45,22 @@ class ServerConfig:
     inactivity_timeout_ms: int = 60_000
     abort_timeout_ms: int = 600_000
     connect_timeout_s: float = 10.0
-    # Largest request body the ingress accepts (Restate's default is also in the MiB range).
-    max_request_body: int = 10 * 1024 * 1024
+    # Largest request body the ingress accepts: Restate 1.7's `ingress.request-size-limit` default.
+    max_request_body: int = 32 * 1024 * 1024
+    # Largest value a handler may store under one state key. Restate bounds every message from a
+    # deployment by `message-size-limit` (32 MiB by default), which in practice bounds state values;
+    # we take the same default. A larger value fails the attempt, is not stored, and is retried
+    # under the invocation's retry policy, as Restate retries an over-limit message (RT0003).
+    max_state_value_size: int = 32 * 1024 * 1024
+    # Room for the rest of a SetState frame (key, framing) above `max_state_value_size`, so a value
+    # exactly at the limit still fits in one frame; Restate adds such room to its limit too.
+    frame_headroom: int = 256 * 1024
     max_frame_length: int = 32 * 1024 * 1024
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     # Ed25519 PKCS#8 PEM key to sign requests to deployments with (protocol.md section 8).
     request_identity_key_file: Path | None = None
+
+    def frame_limit(self) -> int:
+        """The longest frame accepted from a deployment: the general limit, raised when needed so
+        that a state value at `max_state_value_size` still fits."""
+        return max(self.max_frame_length, self.max_state_value_size + self.frame_headroom)

@@ -5,6 +5,9 @@ then correctly: attempt 1 sends bytes that are no frame at all (a length far ove
 attempt 2 a frame of an unknown message type, attempt 3 a stream that stops in the middle of a
 frame; every later attempt echoes its input (Output + End). Each attempt appends a line to the
 file named by PERDURE_TEST_EVENTS.
+
+`Faulty/oversized` answers every attempt with the header of a SetState frame that announces
+4 GiB, far over any server's message size limit (and never sends the payload).
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ MANIFEST = {
     "protocolMode": "REQUEST_RESPONSE",
     "minProtocolVersion": 5,
     "maxProtocolVersion": 6,
-    "services": [{"name": "Faulty", "ty": "SERVICE", "handlers": [{"name": "echo"}]}],
+    "services": [{"name": "Faulty", "ty": "SERVICE", "handlers": [{"name": "echo"}, {"name": "oversized"}]}],
 }
 GARBAGE = [
     b"\x04\x00\x00\x00\xff\xff\xff\xff" + b"x" * 64,                  # length 4 GiB: over the limit
     b"\x7a\xbc\x00\x00\x00\x00\x00\x02" + b"\x08\x01",                # unknown message type 0x7abc
     encode_message(pb.OutputCommandMessage(value=pb.Value(content=b"1")))[:-1],  # cut mid-frame
 ]
+
+OVERSIZED = b"\x04\x03\x00\x00\xff\xff\xff\xff" + b"x" * 64  # SetState of 4 GiB
 
 
 def _attempts() -> int:
@@ -59,6 +64,9 @@ async def app(scope, receive, send):
             break
     ct = dict(scope["headers"])[b"content-type"]
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", ct)]})
+    if path.endswith("/oversized"):
+        await send({"type": "http.response.body", "body": OVERSIZED})
+        return
     n = _attempts()
     if n <= len(GARBAGE):
         await send({"type": "http.response.body", "body": GARBAGE[n - 1]})

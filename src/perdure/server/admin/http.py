@@ -19,6 +19,7 @@ from perdure._version import __version__
 from perdure.protocol.ids import DeploymentId, InvalidId, InvocationId
 from perdure.protocol.manifest import ManifestError, parse_manifest
 from perdure.protocol.messages import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
+from perdure.server.admin.openapi import service_openapi
 from perdure.server.admin.query import add_query_routes
 from perdure.server.admin.webui import add_webui_routes
 from perdure.server.config import ServerConfig
@@ -246,13 +247,16 @@ class Admin:
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({})
 
-    async def version(self, request: web.Request) -> web.Response:
+    def _ingress_endpoint(self) -> str:
         host, port = self.config.ingress_bind
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
+
+    async def version(self, request: web.Request) -> web.Response:
         return web.json_response({
             "version": f"perdure {__version__}",
             "min_admin_api_version": 1,
             "max_admin_api_version": 3,
-            "ingress_endpoint": f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/",
+            "ingress_endpoint": self._ingress_endpoint(),
             "features": {"protocol_v7": self.config.max_protocol_version >= 7},
         })
 
@@ -319,15 +323,22 @@ class Admin:
         return web.json_response({"deployments": deps})
 
     async def get_deployment(self, request: web.Request) -> web.Response:
-        d = self.schema.deployments.get(request.match_info["id"])
+        dep_id = request.match_info["id"]
+        bad = _bad_deployment_id(dep_id)
+        if bad is not None:
+            return bad
+        d = self.schema.deployments.get(dep_id)
         if d is None:
-            return _error(404, f"deployment {request.match_info['id']} not found")
+            return _error(404, f"The requested deployment '{dep_id}' does not exist")
         return web.json_response(deployment_json(d, self.schema, self.config, full=True))
 
     async def delete_deployment(self, request: web.Request) -> web.Response:
         dep_id = request.match_info["id"]
+        bad = _bad_deployment_id(dep_id)
+        if bad is not None:
+            return bad
         if dep_id not in self.schema.deployments:
-            return _error(404, f"deployment {dep_id} not found")
+            return _error(404, f"The requested deployment '{dep_id}' does not exist")
         still_serving = [n for n, s in self.schema.services.items() if s.deployment_id == dep_id]
         if still_serving and request.query.get("force", "false").lower() != "true":
             return _error(409, f"deployment {dep_id} is the latest revision of {', '.join(still_serving)}; "
@@ -376,6 +387,9 @@ class Admin:
         for k, v in new_state.items():
             if not isinstance(v, list) or not all(isinstance(b, int) and 0 <= b <= 255 for b in v):
                 return _error(400, f"the value of state key {k!r} must be an array of byte values 0..255")
+            if len(v) > self.config.max_state_value_size:
+                return _error(400, f"state value for key '{k}' is {len(v)} bytes, over the limit of "
+                                   f"{self.config.max_state_value_size} bytes (--max-state-value-size)")
             entries.append(rec.StateEntry(key=k.encode(), value=bytes(v)))
         await self.leader.propose(rec.Record(set_state=rec.SetObjectState(service=name, key=key, entries=entries)))
         return web.Response(status=202)
@@ -504,9 +518,16 @@ class Admin:
     async def get_service(self, request: web.Request) -> web.Response:
         s = self.schema.services.get(request.match_info["name"])
         if s is None:
-            return _error(404, f"service {request.match_info['name']} not found")
+            return _error(404, f"The requested service '{request.match_info['name']}' does not exist")
         return web.json_response(service_json(s, self.config))
 
+
+    async def get_service_openapi(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        s = self.schema.services.get(name)
+        if s is None:
+            return _error(404, f"The requested service '{name}' does not exist")
+        return web.json_response(service_openapi(s, self._ingress_endpoint()))
 
     # ------------------------------------------------------------------ updates
 
@@ -572,11 +593,9 @@ class Admin:
         discover the deployment again at `uri` and point the deployment there, keeping its id.
         The endpoint must serve the same services."""
         dep_id = request.match_info["id"]
-        try:
-            DeploymentId.parse(dep_id)
-        except InvalidId:
-            return web.Response(status=400, text=f"Invalid URL: Cannot parse `deployment` with value `{dep_id}`: "
-                                                 "bad format")
+        bad = _bad_deployment_id(dep_id)
+        if bad is not None:
+            return bad
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -632,6 +651,16 @@ class Admin:
         return web.json_response(deployment_json(dep, self.schema, self.config, full=True))
 
 
+def _bad_deployment_id(dep_id: str) -> web.Response | None:
+    """Restate's answer to a path with a malformed deployment id (plain text, 400), or None."""
+    try:
+        DeploymentId.parse(dep_id)
+    except InvalidId:
+        return web.Response(status=400, text=f"Invalid URL: Cannot parse `deployment` with value `{dep_id}`: "
+                                             "bad format")
+    return None
+
+
 _DURATION_SETTINGS = ("idempotency_retention", "workflow_completion_retention", "journal_retention",
                       "inactivity_timeout", "abort_timeout")
 
@@ -655,6 +684,7 @@ def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
         r.add_get(prefix + "/services", admin.list_services)
         r.add_get(prefix + "/services/{name}", admin.get_service)
         r.add_patch(prefix + "/services/{name}", admin.patch_service)
+        r.add_get(prefix + "/services/{name}/openapi", admin.get_service_openapi)
         r.add_get(prefix + "/services/{name}/handlers", admin.list_handlers)
         r.add_get(prefix + "/services/{name}/handlers/{handler}", admin.get_handler)
         r.add_patch(prefix + "/deployments/{id}", admin.update_deployment)

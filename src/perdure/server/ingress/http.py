@@ -78,31 +78,88 @@ _NOT_RETAINED = ("the output can only be read for invocations created with an id
                  "or for workflow methods")
 
 
-_FRIENDLY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|msec|millis|milliseconds?|s|sec|secs|seconds?|m|min|mins|minutes?|h|hr|hrs|hours?|d|days?)\s*$", re.I)
-_ISO = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$", re.I)
-_UNIT_MS = {"ms": 1, "msec": 1, "millis": 1, "millisecond": 1, "milliseconds": 1, "s": 1000, "sec": 1000,
-            "secs": 1000, "second": 1000, "seconds": 1000, "m": 60_000, "min": 60_000, "mins": 60_000,
-            "minute": 60_000, "minutes": 60_000, "h": 3_600_000, "hr": 3_600_000, "hrs": 3_600_000,
-            "hour": 3_600_000, "hours": 3_600_000, "d": 86_400_000, "day": 86_400_000, "days": 86_400_000}
+# Durations as Restate reads them (the `jiff` crate): ISO-8601 in any letter case (`PT10S`,
+# `pt1h30m`, `P1W`, `PT1.5H`), or the "friendly" form: numbers with lower-case units, optionally
+# separated by spaces or a comma (`10s`, `1h  30m`, `2 hours, 5 mins`, `1.5s`, `500ms`, `1w`), or a
+# bare `0`; never padded.
+# Years and months are refused (their length varies), as are negative durations.
+_NS = {"w": 604_800 * 10**9, "d": 86_400 * 10**9, "h": 3_600 * 10**9, "m": 60 * 10**9, "s": 10**9,
+       "ms": 10**6, "us": 10**3, "ns": 1}
+_UNITS = {
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), "w"),
+    **dict.fromkeys(("d", "day", "days"), "d"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "m"),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "s"),
+    **dict.fromkeys(("ms", "msec", "msecs", "milli", "millis", "millisecond", "milliseconds"), "ms"),
+    **dict.fromkeys(("us", "\u00b5s", "usec", "usecs", "micro", "micros", "microsecond", "microseconds"), "us"),
+    **dict.fromkeys(("ns", "nsec", "nsecs", "nano", "nanos", "nanosecond", "nanoseconds"), "ns"),
+}
+_CALENDAR_UNITS = frozenset({"y", "yr", "yrs", "year", "years", "mo", "mos", "month", "months"})
+_FRIENDLY_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z\u00b5]+)")
+_FRIENDLY_SEP = re.compile(r",?\s*")
+_ISO_NUMBER = r"(\d+(?:\.\d+)?)"
+_ISO = re.compile(rf"P(?:{_ISO_NUMBER}W)?(?:{_ISO_NUMBER}D)?(?:T(?:{_ISO_NUMBER}H)?(?:{_ISO_NUMBER}M)?"
+                  rf"(?:{_ISO_NUMBER}S)?)?", re.I)
+_ISO_CALENDAR = re.compile(r"P(?:\d+Y)|P(?:[^T]*\d+M)", re.I)
+_EXAMPLES = "use e.g. 10s, 500ms, 1h 30m or PT10S"
+# The largest number accepted in one component: far beyond any useful duration, small enough
+# that the arithmetic stays exact and bounded.
+_MAX_COMPONENT = 10**15
 
 
 def parse_duration_ms(text: str) -> int:
-    """An ISO-8601 (`PT60S`) or friendly (`60sec`, `10 ms`, `1h 30m`) duration in ms."""
-    t = text.strip()
-    m = _ISO.match(t)
-    if m and any(m.groups()):
-        d, h, mi, s = m.groups()
-        return int(((int(d or 0) * 24 + int(h or 0)) * 60 + int(mi or 0)) * 60_000 + float(s or 0) * 1000)
-    total = 0
-    parts = re.findall(r"\d+(?:\.\d+)?\s*[a-zA-Z]+", t)
-    if not parts or re.sub(r"\d+(?:\.\d+)?\s*[a-zA-Z]+", "", t).strip():
-        raise ValueError(f"cannot parse duration {text!r}; use e.g. 10s, 500ms, 1h 30m or PT10S")
-    for p in parts:
-        fm = _FRIENDLY.match(p)
-        if not fm:
-            raise ValueError(f"cannot parse duration {text!r}; use e.g. 10s, 500ms, 1h 30m or PT10S")
-        total += int(float(fm.group(1)) * _UNIT_MS[fm.group(2).lower()])
+    """An ISO-8601 (`PT60S`) or friendly (`60sec`, `10 ms`, `1h 30m`) duration in whole
+    milliseconds (sub-millisecond parts are dropped). Raises ValueError with the reason."""
+    return _duration_ns(text) // 10**6
+
+
+def _duration_ns(text: str) -> int:
+    if text.startswith("-") or text.endswith("ago"):
+        raise ValueError(f"{text!r} is negative; a duration must be zero or more")
+    if text == "0":
+        return 0
+    if text[:1] in ("P", "p"):
+        if _ISO_CALENDAR.match(text):
+            raise ValueError(f"{text!r} uses years or months, whose length varies; use units of days or smaller")
+        m = _ISO.fullmatch(text)
+        if m is None or not any(m.groups()) or text.upper().endswith("T"):
+            raise ValueError(f"cannot parse duration {text!r}; {_EXAMPLES}")
+        weeks, days, hours, minutes, seconds = m.groups()
+        parts = [(weeks, "w"), (days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")]
+        return sum(_component_ns(n, unit, text) for n, unit in parts if n is not None)
+    total, pos = 0, 0
+    while pos < len(text):
+        if pos:
+            pos = _FRIENDLY_SEP.match(text, pos).end()  # type: ignore[union-attr] - it matches ""
+        m = _FRIENDLY_PART.match(text, pos)
+        if m is None:
+            raise ValueError(f"cannot parse duration {text!r}; {_EXAMPLES}")
+        number, unit = m.groups()
+        if unit in _CALENDAR_UNITS:
+            raise ValueError(f"{text!r} uses years or months, whose length varies; use units of days or smaller")
+        if unit not in _UNITS:
+            raise ValueError(f"cannot parse duration {text!r}: unknown unit {unit!r}; {_EXAMPLES}")
+        total += _component_ns(number, _UNITS[unit], text)
+        pos = m.end()
+    if pos == 0:
+        raise ValueError(f"cannot parse duration {text!r}; {_EXAMPLES}")
     return total
+
+
+def _component_ns(number: str, unit: str, text: str) -> int:
+    whole, _, frac = number.partition(".")
+    if len(whole) > 16 or int(whole) > _MAX_COMPONENT:
+        raise ValueError(f"duration {text!r} is too large")
+    ns = int(whole) * _NS[unit]
+    if frac:
+        ns += int(frac[:18].ljust(18, "0")) * _NS[unit] // 10**18
+    return ns
+
+
+# The latest instant the ingress schedules a delayed send for (9999-12-31T23:59:59.999Z): later
+# ones could not be written as an RFC 3339 `executionTime`.
+_LATEST_START_MS = 253_402_300_799_999
 
 
 class Ingress:
@@ -231,7 +288,8 @@ class Ingress:
             key, handler_name = "", segments[1]
         handler = svc.handlers.get(handler_name)
         if handler is None:
-            raise IngressError(404, f"handler '{svc.name}/{handler_name}' not found")
+            raise IngressError(404, f"service '{svc.name}' has no handler '{handler_name}'; "
+                                    "is the deployment that serves it registered?")
         if not svc.public or not handler.public:
             raise IngressError(400, f"{svc.name}/{handler_name} is private; it can only be called from other handlers")
         idem = request.headers.get("idempotency-key") or ""
@@ -246,7 +304,10 @@ class Ingress:
             try:
                 delay_ms = parse_duration_ms(delay)
             except ValueError as e:
-                raise IngressError(400, str(e)) from None
+                raise IngressError(400, f"bad delay query parameter: {e}") from None
+            if now_ms() + delay_ms > _LATEST_START_MS:
+                raise IngressError(400, f"bad delay query parameter: {delay!r} is too large; the invocation "
+                                        "would start after the year 9999")
         body = await request.read()
         self._validate_input(handler, request, body)
 
@@ -277,7 +338,7 @@ class Ingress:
             result = await self.leader.propose(record)
             status = "Accepted" if result.outcome == InvokeOutcome.CREATED else "PreviouslyAccepted"
             payload = {"invocationId": str(iid), "status": status}
-            if delay_ms:
+            if delay is not None:  # Restate names it for every delayed send, `delay=0` too
                 payload["executionTime"] = _execution_time(now + delay_ms)
             return web.json_response(payload, status=202, headers=id_header, dumps=_compact)
 
@@ -329,7 +390,7 @@ class Ingress:
         try:
             aid = AwakeableId.parse(raw_id)
         except InvalidId as e:
-            raise IngressError(400, f"invalid awakeable id: {e}") from None
+            raise IngressError(400, f"bad awakeable id '{raw_id}': {e}") from None
         body = await request.read()
         sig = rec.DeliverSignal(invocation_id=aid.invocation_id.to_bytes(), signal_idx=aid.index)
         if resolve:

@@ -21,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from perdure.protocol.framing import FrameDecoder, ProtocolError, encode_frame
+from perdure.protocol.framing import FrameDecoder, FrameTooLarge, ProtocolError, encode_frame
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId
 from perdure.protocol.messages import (
     MessageType,
@@ -62,15 +62,32 @@ class AttemptAborted(Exception):
 class CommandRejected(Exception):
     """The handler sent a command it may not issue; the attempt fails without storing it."""
 
-    def __init__(self, command_type: int, command_index: int, reason: str) -> None:
+    #: Restate's error code for the failure, shown in `sys_invocation.last_failure_error_code`
+    error_code = ""
+
+    def __init__(self, command_type: int, command_index: int, reason: str, *, message: str | None = None) -> None:
         self.command_type = command_type
         self.command_index = command_index
         entry = MessageType(command_type).entry_name
-        super().__init__(f"cannot process command {entry} (command index {command_index}) because of a "
-                         f"failed precondition: {reason}")
+        super().__init__(message or f"cannot process command {entry} (command index {command_index}) because "
+                                    f"of a failed precondition: {reason}")
 
 
-def check_command(row, mtype: int, msg, command_index: int) -> None:
+class StateValueTooLarge(CommandRejected):
+    """A SetState whose value is over `--max-state-value-size`. Retried like Restate retries a
+    message over its size limit (its code RT0003): the retry policy bounds the attempts."""
+
+    error_code = "RT0003"
+
+    def __init__(self, command_index: int, key: bytes, size: int, limit: int) -> None:
+        name = key.decode("utf-8", "replace")
+        super().__init__(T.SET_STATE_COMMAND, command_index, "state value too large",
+                         message=f"state value for key '{name}' is {size} bytes, over the limit of {limit} "
+                                 f"bytes (--max-state-value-size); nothing was written "
+                                 f"(SetState, command index {command_index})")
+
+
+def check_command(row, mtype: int, msg, command_index: int, max_state_value_size: int | None = None) -> None:
     """Raise CommandRejected if the invocation `row` may not issue this command."""
     if mtype in _STATE_WRITES:
         writer = (row.service_ty == "virtual_object" and row.handler_ty == "exclusive") or (
@@ -78,6 +95,10 @@ def check_command(row, mtype: int, msg, command_index: int) -> None:
         if not writer:
             raise CommandRejected(mtype, command_index,
                                   "unsupported entry type, this handler type cannot write state")
+        if mtype == T.SET_STATE_COMMAND and max_state_value_size is not None:
+            size = len(msg.value.content)
+            if size > max_state_value_size:
+                raise StateValueTooLarge(command_index, msg.key, size, max_state_value_size)
     elif mtype in _STATE_READS:
         if row.service_ty == "service":
             raise CommandRejected(mtype, command_index,
@@ -231,7 +252,7 @@ class Invoker:
                 await stream.end()
             head = await stream.response_head()
             server_header = head.get("x-restate-server")
-            decoder = FrameDecoder(self.config.max_frame_length)
+            decoder = FrameDecoder(self.config.frame_limit())
             if server_header:
                 self.leader.propose(effect(started=rec.AttemptStarted(deployment_server=server_header)), wait=False)
             done = False
@@ -259,7 +280,14 @@ class Invoker:
         except CommandRejected as e:
             log.warning("invocation %s (%s) attempt %d: %s", row.id_str, target, a.attempt, e)
             stream.reset()
-            self._fail(a, effect, row, str(e), None, server=server_header, related_command=e)
+            self._fail(a, effect, row, str(e), None, server=server_header, related_command=e,
+                       error_code=e.error_code)
+        except FrameTooLarge as e:
+            # Restate's RT0003: a message over the size limit is retried, not a protocol violation.
+            log.warning("invocation %s (%s) attempt %d: %s", row.id_str, target, a.attempt, e)
+            stream.reset()
+            self._fail(a, effect, row, f"message size limit exceeded: {e}", None, server=server_header,
+                       error_code="RT0003")
         except ProtocolError as e:
             log.warning("invocation %s (%s) attempt %d: protocol error from deployment: %s",
                         row.id_str, target, a.attempt, e)
@@ -287,7 +315,7 @@ class Invoker:
         mtype = frame.type
         if 0x0400 <= mtype <= 0x7FFF:
             msg = decode_message(mtype, frame.payload, version)  # reject garbage before storing it
-            check_command(row, mtype, msg, a.next_command_index)
+            check_command(row, mtype, msg, a.next_command_index, self.config.max_state_value_size)
             a.next_command_index += 1
             cmd = rec.JournalCommand(message_type=mtype, payload=frame.payload, requested_ack=frame.requested_ack)
             if mtype in (T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND):

@@ -96,6 +96,12 @@ class Log(abc.ABC):
         is too large, `ValueError` is raised and none is written.
         """
 
+    def append_batch_now(self, payloads: Sequence[bytes]) -> list[int] | None:
+        """`append_batch` done before returning, on the caller's thread, when the provider
+        can do that cheaply right now (a fast local disk, nothing queued ahead); None when it
+        cannot, and then nothing was written (use `append_batch`). The default never can."""
+        return None
+
     @abc.abstractmethod
     def read_from(self, lsn: int) -> Iterator[tuple[int, bytes]]:
         """Iterate over the durable records with LSN >= `lsn`, in order, as (lsn, payload).

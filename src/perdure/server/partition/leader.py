@@ -175,7 +175,9 @@ class Leader:
 
     async def _flush(self, batch: list[tuple[rec.Record, asyncio.Future[ApplyResult] | None]]) -> None:
         payloads = [r.SerializeToString() for r, _ in batch]
-        lsns = await self.log.append_batch(payloads)
+        lsns = self.log.append_batch_now(payloads)
+        if lsns is None:
+            lsns = await self.log.append_batch(payloads)
         sm = self.state_machine
         results: list[ApplyResult] = []
         with self.store.transaction():
