@@ -14,7 +14,6 @@ workflows, unparsable ids): it is not stored, and the failure names it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import traceback
@@ -37,6 +36,7 @@ from perdure.server.invoker.transport_errors import AttemptError, AttemptFailure
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.invocation_queries import target_invocation_id
 from perdure.server.partition.leader import Leader, now_ms
+from perdure.server.partition.lifecycle import random_seed
 from perdure.server.schema import Deployment, Schema
 
 __all__ = ["Invoker"]
@@ -424,7 +424,7 @@ class Invoker:
             for k, v in state:
                 start.state_map.add(key=k, value=v)
         if version >= ProtocolVersion.V6:
-            start.random_seed = int.from_bytes(hashlib.sha256(row.id).digest()[:8], "big")
+            start.random_seed = random_seed(row)
         parts = [encode_frame(T.START, start.SerializeToString())]
         parts.extend(encode_frame(j.entry_type, j.raw) for j in journal)
         return b"".join(parts)

@@ -238,6 +238,8 @@ class InvocationRow:
     retry_max_interval_ms: int | None = None
     retry_max_attempts: int | None = None  # 0 = unlimited
     retry_on_max_attempts: str | None = None
+    random_seed: int | None = None     # set by a restart from a journal prefix: the original's seed
+    restarted_from: str | None = None  # the invocation this one was restarted from
 
 
 _INVOCATION_COLUMNS = [f.name for f in fields(InvocationRow)]
