@@ -59,6 +59,10 @@ def server(
     inactivity_timeout: float = typer.Option(60.0, "--inactivity-timeout",
                                              help="Seconds of silence before a BIDI stream is closed so the "
                                                   "handler suspends."),
+    min_free_disk: str = typer.Option("64MiB", "--min-free-disk",
+                                      help="Free space kept on the data directory's file system for "
+                                           "invocations already accepted; below it the ingress answers 503. "
+                                           "0 turns the check off."),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
     request_identity_key: Path | None = typer.Option(
         None, "--request-identity-private-key-pem-file",
@@ -70,6 +74,7 @@ def server(
     import logging
 
     from perdure.server.config import ServerConfig, parse_bind
+    from perdure.server.disk_space import parse_size
     from perdure.server.node import run_node
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -81,6 +86,7 @@ def server(
             max_protocol_version=max_protocol_version,
             inactivity_timeout_ms=int(inactivity_timeout * 1000),
             request_identity_key_file=request_identity_key,
+            min_free_disk_bytes=parse_size(min_free_disk),
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None

@@ -24,6 +24,7 @@ from perdure.server.config import ServerConfig
 from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import parse_duration_ms
 from perdure.server.invoker.transport_discovery import DiscoveryError, discover
+from perdure.server.log.errors import LogError
 from perdure.server.partition.effects import ManageOutcome
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.leader import Leader
@@ -428,7 +429,7 @@ class Admin:
             outcomes = await asyncio.gather(*(
                 self._manage(iid, op, self._batch_resume_deployment(iid, deployment), new)
                 for iid, new in zip(ids, new_ids, strict=True)))
-        except OSError as e:
+        except (OSError, LogError) as e:
             return _error(503, f"the invocation operations could not be persisted: {e}")
         succeeded: list = []
         failed: list = []
@@ -471,7 +472,7 @@ class Admin:
             new_id = InvocationId.generate(iid.partition_key)
         try:
             outcome = await self._manage(iid, op, deployment, new_id, restart_from)
-        except OSError as e:
+        except (OSError, LogError) as e:
             return _error(503, f"the invocation operation could not be persisted: {e}")
         if new_id is not None and outcome == ManageOutcome.DONE:
             return web.json_response({"new_invocation_id": str(new_id)})
@@ -545,7 +546,7 @@ class Admin:
                                "use cancel, kill or purge")
         try:
             await self._manage(iid, op)
-        except OSError as e:
+        except (OSError, LogError) as e:
             return _error(503, f"the invocation operation could not be persisted: {e}")
         return web.Response(status=202)
 
