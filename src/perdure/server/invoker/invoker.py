@@ -228,6 +228,9 @@ class Invoker:
                 watchdog = self._arm_inactivity(a, stream, row, deployment)
             else:
                 a.request_open = False
+                # The request is closed here, so only the abort timeout is left to run: a
+                # deployment that never answers must not hold the attempt forever.
+                watchdog = self._arm_inactivity(a, stream, row, deployment, request_closed=True)
                 await stream.end()
             head = await stream.response_head()
             server_header = head.get("x-restate-server")
@@ -440,7 +443,8 @@ class Invoker:
                 await stream.send(data)
         # The attempt ended or the inactivity timer closed our side.
 
-    def _arm_inactivity(self, a: Attempt, stream: InvocationStream, row, dep: Deployment) -> asyncio.TimerHandle | None:
+    def _arm_inactivity(self, a: Attempt, stream: InvocationStream, row, dep: Deployment, *,
+                        request_closed: bool = False) -> asyncio.TimerHandle | None:
         svc = self.schema.service(row.service)
         handler = svc.handlers.get(row.handler) if svc else None
         inactivity = (svc.inactivity_timeout(handler, self.config.inactivity_timeout_ms)
@@ -475,7 +479,12 @@ class Invoker:
                 else:
                     state["handle"] = loop.call_later(abort - idle, check)
 
-        state["handle"] = loop.call_later(inactivity, check)
+        if request_closed:
+            state["phase"] = "abort"
+            a.last_activity = time.monotonic()
+            state["handle"] = loop.call_later(abort, check)
+        else:
+            state["handle"] = loop.call_later(inactivity, check)
 
         class _Handle:
             def cancel(self) -> None:
