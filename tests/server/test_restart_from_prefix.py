@@ -97,3 +97,20 @@ def test_prefixes_that_cannot_be_copied_and_invocations_that_cannot_restart_are_
     assert r.status == 410 and r.json()["message"] == (
         f"The invocation '{iid}' cannot be restarted because the input is not available. This indicates that "
         "the journal was already purged, or not retained at all.")
+
+
+def test_a_deployment_that_cannot_speak_the_pinned_protocol_is_refused(perdure_server, start_service, tmp_path):
+    start(perdure_server, start_service, tmp_path)
+    done = post(perdure_server, "/Steps/run_steps", "z")
+    assert done.status == 200
+    iid = done.headers["x-restate-id"]
+    (row,) = query(perdure_server, f"SELECT pinned_service_protocol_version AS v FROM sys_invocation WHERE id = '{iid}'")
+    assert row["v"] == 7, "perdure offers the official SDK protocol V7"
+    # A deployment that speaks V5 and V6 only (of another service: only the protocol is checked).
+    older = perdure_server.register(start_service("tests.server.services.faulty_deployment:app", http2=False,
+                                                  env={"PERDURE_TEST_EVENTS": str(tmp_path / "faulty")}).url,
+                                    use_http_11=True)
+    r = admin(perdure_server, "PATCH", f"/invocations/{iid}/restart-as-new?from=2&deployment={older['id']}")
+    assert r.status == 400 and r.json()["message"] == (
+        f"The invocation '{iid}' is running on protocol version '7', while the chosen deployment '{older['id']}' "
+        "supports the range 5..=6.")
