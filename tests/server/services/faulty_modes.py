@@ -102,7 +102,8 @@ async def serve(fd: int, events: str) -> None:
     app = web.Application()
     app.router.add_get("/discover", faulty.discover)
     app.router.add_post("/invoke/Faulty/{handler}", faulty.invoke)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # A hanging handler never returns: do not wait for it when told to stop.
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
     await runner.setup()
     await web.SockSite(runner, socket.socket(fileno=fd)).start()
     stop = asyncio.Event()
