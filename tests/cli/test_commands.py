@@ -250,9 +250,9 @@ def test_restart_as_new_starts_a_new_invocation_with_the_same_input(env):
 def test_restart_as_new_from_a_journal_prefix_reports_the_servers_refusal(env):
     assert env.call("Counter", "add", 1, key="restart-from").ok
     iid = rows(env, "SELECT id FROM sys_invocation WHERE target = 'Counter/restart-from/add'")[0]["id"]
-    answer_status = env.admin("PATCH", f"/invocations/{iid}/restart-as-new?from=1").status
-    err = failed(perdure(env, "invocations", "restart-as-new", iid, "--from", "1"))
-    assert f"HTTP {answer_status}" in err and "not supported" in err
+    answer_status = env.admin("PATCH", f"/invocations/{iid}/restart-as-new?from=99").status
+    err = failed(perdure(env, "invocations", "restart-as-new", iid, "--from", "99"))
+    assert f"HTTP {answer_status}" in err and "without respective Completions" in err
 
 
 # ---------------------------------------------------------------------------- state and SQL

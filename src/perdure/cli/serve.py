@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Largest value a handler may store under one state key (bytes; KiB, MiB, KB, "
                         "MB suffixes allowed). A larger SetState fails the attempt, stores nothing, "
                         "and is retried under the invocation's retry policy (default: %(default)s).")
+    p.add_argument("--min-free-disk", default="64MiB",
+                   help="Free space kept on the data directory's file system for invocations "
+                        "already accepted; below it the ingress answers 503 to new work (0 turns "
+                        "the check off; default: %(default)s).")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                    type=str.lower, help="Log level (default: %(default)s).")
     p.add_argument("--request-identity-private-key-pem-file", dest="request_identity_key", type=Path,
@@ -72,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             inactivity_timeout_ms=int(args.inactivity_timeout * 1000),
             request_identity_key_file=args.request_identity_key,
             max_state_value_size=parse_size(args.max_state_value_size),
+            min_free_disk_bytes=parse_size(args.min_free_disk),
         )
     except ValueError as e:
         parser.error(str(e))

@@ -59,6 +59,9 @@ class ServerConfig:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     # Ed25519 PKCS#8 PEM key to sign requests to deployments with (protocol.md section 8).
     request_identity_key_file: Path | None = None
+    # Free space the ingress keeps for invocations already accepted: below it, new requests get
+    # 503 until space is freed (0 turns the check off; ENOSPC is still answered with 503).
+    min_free_disk_bytes: int = 64 * 1024 * 1024
 
     def frame_limit(self) -> int:
         """The longest frame accepted from a deployment: the general limit, raised when needed so

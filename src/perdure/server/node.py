@@ -11,6 +11,7 @@ from aiohttp import web
 
 from perdure.server.admin.http import build_admin_app
 from perdure.server.config import ServerConfig
+from perdure.server.disk_space import DiskSpace
 from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import build_ingress_app
 from perdure.server.invoker.invoker import Invoker
@@ -50,7 +51,8 @@ class Node:
         self.leader.invoker = self.invoker
         self.leader.start()
         await self._serve(build_admin_app(self.schema, cfg, self.invoker.in_flight, leader=self.leader, signer=signer), cfg.admin_bind)
-        await self._serve(build_ingress_app(self.leader, self.schema, cfg.max_request_body), cfg.ingress_bind)
+        await self._serve(build_ingress_app(self.leader, self.schema, cfg.max_request_body,
+                                            DiskSpace(cfg.data_dir, cfg.min_free_disk_bytes)), cfg.ingress_bind)
         log.info("perdure is ready: ingress on %s:%d, admin on %s:%d, data in %s",
                  *cfg.ingress_bind, *cfg.admin_bind, cfg.data_dir)
 

@@ -26,6 +26,7 @@ from perdure.server.config import ServerConfig
 from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import parse_duration_ms
 from perdure.server.invoker.transport_discovery import DiscoveryError, discover
+from perdure.server.log.errors import LogError
 from perdure.server.partition.effects import ManageOutcome
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.leader import Leader
@@ -220,8 +221,15 @@ _MANAGE_ANSWERS: dict[ManageOutcome, tuple[int, str | None]] = {
     ManageOutcome.NOT_STARTED: (425, "The invocation '{iid}' is either inboxed or scheduled, cannot be resumed."),
     ManageOutcome.COMPLETED: (409, "The invocation '{iid}' is completed, cannot be resumed."),
     ManageOutcome.STILL_RUNNING: (409, "The invocation '{iid}' is still running."),
-    ManageOutcome.CANNOT_RESTART: (400, "The invocation '{iid}' cannot be restarted as new: it is a workflow run, "
-                                        "or its journal was purged."),
+    ManageOutcome.RESTART_NOT_STARTED: (425, "The invocation '{iid}' cannot be restarted because it's not running yet."),
+    ManageOutcome.RESTART_UNSUPPORTED: (422, "Restarting the invocation '{iid}' is not supported. Restarting workflows "
+                                             "is not supported, and restarting invocations created using the old "
+                                             "service protocol."),
+    ManageOutcome.MISSING_INPUT: (410, "The invocation '{iid}' cannot be restarted because the input is not "
+                                       "available. This indicates that the journal was already purged, or not "
+                                       "retained at all."),
+    ManageOutcome.JOURNAL_COPY_RANGE_INVALID: (400, "The prefix of the journal '{iid}' up to 'from' (included) "
+                                                    "contains some Commands without respective Completions."),
 }
 
 
@@ -354,12 +362,17 @@ class Admin:
         except InvalidId as e:
             return _error(400, f"The request field 'invocation_id' is invalid. Reason: {e}")
 
-    async def _manage(self, iid: InvocationId, op: int, resume_deployment_id: str = "",
-                      new_id: InvocationId | None = None) -> ManageOutcome:
+    async def _manage(self, iid: InvocationId, op: int, deployment_id: str = "",
+                      new_id: InvocationId | None = None, restart_from: int = 0) -> ManageOutcome:
         assert self.leader is not None
-        record = rec.Record(manage=rec.ManageInvocation(
-            invocation_id=iid.to_bytes(), op=op, resume_deployment_id=resume_deployment_id,
-            new_invocation_id=new_id.to_bytes() if new_id is not None else b""))
+        m = rec.ManageInvocation(invocation_id=iid.to_bytes(), op=op,
+                                 new_invocation_id=new_id.to_bytes() if new_id is not None else b"")
+        if op == rec.RESTART:
+            m.restart_from = restart_from
+            m.restart_deployment_id = deployment_id
+        else:
+            m.resume_deployment_id = deployment_id
+        record = rec.Record(manage=m)
         result = await self.leader.propose(record)
         assert result.manage is not None
         return result.manage
@@ -431,7 +444,7 @@ class Admin:
             outcomes = await asyncio.gather(*(
                 self._manage(iid, op, self._batch_resume_deployment(iid, deployment), new)
                 for iid, new in zip(ids, new_ids, strict=True)))
-        except OSError as e:
+        except (OSError, LogError) as e:
             return _error(503, f"the invocation operations could not be persisted: {e}")
         succeeded: list = []
         failed: list = []
@@ -465,18 +478,58 @@ class Admin:
                 return resolved
             deployment = resolved
         new_id = None
+        restart_from = 0
         if op == rec.RESTART:
-            if request.query.get("from", "0") != "0":
-                return _error(400, "restart-as-new from a journal entry other than 0 is not supported yet; "
-                                   "omit `from` to restart from the input")
+            parsed = self._restart_options(request, iid)
+            if isinstance(parsed, web.Response):
+                return parsed
+            restart_from, deployment = parsed
             new_id = InvocationId.generate(iid.partition_key)
         try:
-            outcome = await self._manage(iid, op, deployment, new_id)
-        except OSError as e:
+            outcome = await self._manage(iid, op, deployment, new_id, restart_from)
+        except (OSError, LogError) as e:
             return _error(503, f"the invocation operation could not be persisted: {e}")
         if new_id is not None and outcome == ManageOutcome.DONE:
             return web.json_response({"new_invocation_id": str(new_id)})
         return _manage_answer(outcome, op, str(iid))
+
+    def _restart_options(self, request: web.Request, iid: InvocationId) -> tuple[int, str] | web.Response:
+        """`from` and `deployment` of a restart-as-new, checked as Restate 1.7 checks them: the
+        deployment ("latest" by default) only once the invocation is known to be restartable
+        (otherwise applying the record gives the answer). From entry 0 the new invocation starts
+        like any other, on the latest deployment, whatever `deployment` names."""
+        text = request.query.get("from", "0")
+        if not text.isdigit() or int(text) >= 1 << 32:
+            return web.Response(status=400, text="Failed to deserialize query string: from: invalid digit found "
+                                                 "in string")
+        restart_from = int(text)
+        choice = request.query.get("deployment", "latest")
+        if choice not in ("keep", "latest"):
+            try:
+                DeploymentId.parse(choice)
+            except InvalidId:
+                return _error(400, "The query parameter 'deployment' is invalid. Reason: bad format")
+        assert self.leader is not None
+        row = self.leader.store.get_invocation(iid.to_bytes())
+        restartable = (row is not None and row.status == "completed" and row.journal_length > 0
+                       and row.handler_ty != "workflow" and (restart_from == 0 or (row.protocol_version or 0) >= 6))
+        if not restartable:
+            return restart_from, ""
+        assert row is not None
+        if choice == "keep":
+            return restart_from, ""
+        dep = self.schema.deployment_for(row.service) if choice == "latest" else self.schema.deployments.get(choice)
+        if dep is None:
+            return _error(400, f"The given deployment was not found when trying to restart as new the invocation "
+                               f"'{iid}'.")
+        if restart_from == 0:
+            return 0, ""
+        version = row.protocol_version or 0
+        if not dep.min_protocol_version <= version <= dep.max_protocol_version:
+            return _error(400, f"The invocation '{iid}' is running on protocol version '{version}', while the chosen "
+                               f"deployment '{dep.id}' supports the range "
+                               f"{dep.min_protocol_version}..={dep.max_protocol_version}.")
+        return restart_from, dep.id
 
     def _resume_deployment(self, iid: InvocationId, choice: str) -> str | web.Response:
         """The deployment id to pin on resume: "" keeps the pinned one."""
@@ -508,7 +561,7 @@ class Admin:
                                "use cancel, kill or purge")
         try:
             await self._manage(iid, op)
-        except OSError as e:
+        except (OSError, LogError) as e:
             return _error(503, f"the invocation operation could not be persisted: {e}")
         return web.Response(status=202)
 

@@ -11,6 +11,7 @@ request attaches again.
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import re
@@ -20,6 +21,8 @@ from urllib.parse import unquote
 from aiohttp import web
 
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition_key_for_key
+from perdure.server.disk_space import DiskSpace
+from perdure.server.log.errors import LogError
 from perdure.server.partition.effects import InvokeOutcome, Respond
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.leader import Leader, now_ms
@@ -163,14 +166,22 @@ _LATEST_START_MS = 253_402_300_799_999
 
 
 class Ingress:
-    def __init__(self, leader: Leader, schema: Schema, max_body: int) -> None:
+    def __init__(self, leader: Leader, schema: Schema, max_body: int, disk: DiskSpace | None = None) -> None:
         self.leader = leader
         self.schema = schema
         self.max_body = max_body
+        self.disk = disk
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.disk is not None and request.method != "GET":
+            # Reading (attach, output) goes on; whatever would append to the log waits.
+            shortage = self.disk.shortage()
+            if shortage is not None:
+                return error_response(503, shortage, headers={"retry-after": "1"})
         try:
             return await self._route(request)
+        except LogError as e:
+            return self._not_persisted(e)
         except IngressError as e:
             return error_response(e.status, e.message)
         except web.HTTPRequestEntityTooLarge:
@@ -180,6 +191,15 @@ class Ingress:
         except OSError as e:
             log.error("ingress could not persist a request: %s", e)
             return error_response(503, f"the server cannot accept requests right now: {e}")
+
+    def _not_persisted(self, e: LogError) -> web.Response:
+        cause = e.__cause__
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.error("ingress refused a request: the disk is full (%s)", e)
+            return error_response(503, f"the server is out of disk space; new requests are refused until space "
+                                       f"is freed ({cause.strerror})", headers={"retry-after": "1"})
+        log.error("ingress could not persist a request: %s", e)
+        return error_response(503, f"the server cannot accept requests right now: {e}")
 
     async def _route(self, request: web.Request) -> web.StreamResponse:
         raw = request.raw_path.split("?", 1)[0]
@@ -445,8 +465,9 @@ def _target_of(body: bytes) -> InvocationId:
                             "`workflow`, `idempotentInvocation`, `invocation`")
 
 
-def build_ingress_app(leader: Leader, schema: Schema, max_body: int) -> web.Application:
-    ingress = Ingress(leader, schema, max_body)
+def build_ingress_app(leader: Leader, schema: Schema, max_body: int,
+                      disk: DiskSpace | None = None) -> web.Application:
+    ingress = Ingress(leader, schema, max_body, disk)
     app = web.Application(client_max_size=max_body)
     app.router.add_route("*", "/{tail:.*}", ingress.handle)
     return app

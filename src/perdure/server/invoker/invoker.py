@@ -14,7 +14,6 @@ workflows, unparsable ids): it is not stored, and the failure names it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import traceback
@@ -37,6 +36,7 @@ from perdure.server.invoker.transport_errors import AttemptError, AttemptFailure
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.invocation_queries import target_invocation_id
 from perdure.server.partition.leader import Leader, now_ms
+from perdure.server.partition.lifecycle import random_seed
 from perdure.server.schema import Deployment, Schema
 
 __all__ = ["Invoker"]
@@ -249,6 +249,9 @@ class Invoker:
                 watchdog = self._arm_inactivity(a, stream, row, deployment)
             else:
                 a.request_open = False
+                # The request is closed here, so only the abort timeout is left to run: a
+                # deployment that never answers must not hold the attempt forever.
+                watchdog = self._arm_inactivity(a, stream, row, deployment, request_closed=True)
                 await stream.end()
             head = await stream.response_head()
             server_header = head.get("x-restate-server")
@@ -452,7 +455,7 @@ class Invoker:
             for k, v in state:
                 start.state_map.add(key=k, value=v)
         if version >= ProtocolVersion.V6:
-            start.random_seed = int.from_bytes(hashlib.sha256(row.id).digest()[:8], "big")
+            start.random_seed = random_seed(row)
         parts = [encode_frame(T.START, start.SerializeToString())]
         parts.extend(encode_frame(j.entry_type, j.raw) for j in journal)
         return b"".join(parts)
@@ -468,7 +471,8 @@ class Invoker:
                 await stream.send(data)
         # The attempt ended or the inactivity timer closed our side.
 
-    def _arm_inactivity(self, a: Attempt, stream: InvocationStream, row, dep: Deployment) -> asyncio.TimerHandle | None:
+    def _arm_inactivity(self, a: Attempt, stream: InvocationStream, row, dep: Deployment, *,
+                        request_closed: bool = False) -> asyncio.TimerHandle | None:
         svc = self.schema.service(row.service)
         handler = svc.handlers.get(row.handler) if svc else None
         inactivity = (svc.inactivity_timeout(handler, self.config.inactivity_timeout_ms)
@@ -503,7 +507,12 @@ class Invoker:
                 else:
                     state["handle"] = loop.call_later(abort - idle, check)
 
-        state["handle"] = loop.call_later(inactivity, check)
+        if request_closed:
+            state["phase"] = "abort"
+            a.last_activity = time.monotonic()
+            state["handle"] = loop.call_later(abort, check)
+        else:
+            state["handle"] = loop.call_later(inactivity, check)
 
         class _Handle:
             def cancel(self) -> None:

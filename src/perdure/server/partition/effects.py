@@ -55,7 +55,12 @@ class ManageOutcome(enum.Enum):
     NOT_STARTED = "not_started"              # 425 resume of an inboxed or scheduled invocation
     COMPLETED = "completed"                  # 409 resume of a completed invocation
     STILL_RUNNING = "still_running"          # 409 restart-as-new of an invocation in flight
-    CANNOT_RESTART = "cannot_restart"        # 400 restart-as-new of a workflow or a purged journal
+    RESTART_NOT_STARTED = "restart_not_started"  # 425 restart-as-new of an inboxed or scheduled one
+    RESTART_UNSUPPORTED = "restart_unsupported"  # 422 restart-as-new of a workflow run (or from a
+                                                 # prefix of a journal older than protocol V6)
+    MISSING_INPUT = "missing_input"          # 410 restart-as-new of an invocation whose journal is gone
+    JOURNAL_COPY_RANGE_INVALID = "journal_copy_range_invalid"  # 400 a copied command lacks its
+                                                               # completion, or `from` is past the end
 
 
 @dataclass(slots=True, frozen=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -40,6 +41,8 @@ log = logging.getLogger("perdure.leader")
 # one flush never stalls long.
 RECLAIM_AFTER_FORGOTTEN = 1000
 RECLAIM_MAX_PAGES = 4096
+# How often applying a batch is tried again while the store's disk is full.
+STORE_FULL_RETRY_S = 0.5
 
 
 def now_ms() -> int:
@@ -179,11 +182,23 @@ class Leader:
         if lsns is None:
             lsns = await self.log.append_batch(payloads)
         sm = self.state_machine
-        results: list[ApplyResult] = []
-        with self.store.transaction():
-            for (record, _), lsn in zip(batch, lsns, strict=True):
-                results.append(sm.apply(lsn, record))
-            self.store.set_applied_lsn(lsns[-1])
+        while True:
+            results: list[ApplyResult] = []
+            try:
+                with self.store.transaction():
+                    for (record, _), lsn in zip(batch, lsns, strict=True):
+                        results.append(sm.apply(lsn, record))
+                    self.store.set_applied_lsn(lsns[-1])
+                break
+            except sqlite3.OperationalError as e:
+                if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
+                    raise
+                # The batch is durable in the log and the store rolled it back: apply it again
+                # once there is room. New requests meanwhile get 503 from the ingress.
+                self.store.roll_back_if_open()
+                log.error("the store is out of disk space; applying %d records again in %.1fs",
+                          len(batch), STORE_FULL_RETRY_S)
+                await asyncio.sleep(STORE_FULL_RETRY_S)
         if self.store.forgotten_since_reclaim >= RECLAIM_AFTER_FORGOTTEN:
             self.store.reclaim_space(RECLAIM_MAX_PAGES)
         for (_, fut), result in zip(batch, results, strict=True):

@@ -11,12 +11,16 @@ What each operation does, by the invocation's status (matched against Restate 1.
 | pause   | 409 not running              | paused, abort (202)    | 200, unchanged  | 200             | 409       |
 | resume  | 425 not started              | 200 (retries now)      | resumes (200)   | resumes (200)   | 409       |
 | purge   | 409 not completed            | 409                    | 409             | 409             | forgotten |
-| restart-as-new | 409 still running     | 409                    | 409             | 409             | new invocation |
+| restart-as-new | 425 not started             | 409 still running      | 409             | 409             | new invocation |
 
 Restart-as-new starts a new invocation (an id the admin API chose, on the same partition) of
 the same handler with the same input and headers, invoked by `restart_as_new`; the old one
-stays as it is. A workflow's run cannot be restarted (its id is its key), nor an invocation
-whose journal, and so whose input, was purged.
+stays as it is. With `from` N > 0 the new invocation also gets the old journal up to entry N
+(included) plus, from further on, the completions of the copied commands, the old random seed
+and the old (or a chosen) pinned deployment: the SDK replays the copy and carries on after it.
+Refused as in Restate 1.7: a workflow's run (422; its id is its key), a journal that is gone
+(410), a prefix of a journal older than V6 (422), a prefix holding a command whose completion
+never came, or reaching past the journal's end (400).
 
 "Freed" means the invocation is forgotten at once, as Restate does: its callers and attached
 invocations get the failure, and a later lookup finds nothing (404). Purging a workflow's run
@@ -25,11 +29,12 @@ also forgets the workflow's promises and state, so the same workflow id can run 
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from perdure.protocol.ids import InvalidId, InvocationId
 from perdure.protocol.messages import MessageType as T
-from perdure.protocol.messages import pb
+from perdure.protocol.messages import message_class, pb
 from perdure.server.partition.effects import AbortAttempt, ManageOutcome, TimerKind
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.notification_results import set_void
@@ -41,7 +46,7 @@ from perdure.server.partition.status import (
     SCHEDULED,
     SUSPENDED,
 )
-from perdure.server.partition.store import InvocationRow
+from perdure.server.partition.store import InvocationRow, JournalRow
 
 if TYPE_CHECKING:
     from perdure.server.partition.state_machine import ApplyResult, StateMachine
@@ -71,7 +76,7 @@ def manage(sm: StateMachine, m: rec.ManageInvocation, ts: int, result: ApplyResu
     if op == rec.RESUME:
         return _resume(sm, row, m.resume_deployment_id, ts, result)
     if op == rec.RESTART:
-        return _restart_as_new(sm, row, m.new_invocation_id, ts, result)
+        return _restart_as_new(sm, m, row, ts, result)
     raise ValueError(f"unknown invocation operation {op}")
 
 
@@ -229,14 +234,48 @@ def _resume(sm: StateMachine, row: InvocationRow, deployment_id: str, ts: int,
     return ManageOutcome.DONE
 
 
-def _restart_as_new(sm: StateMachine, row: InvocationRow, new_id: bytes, ts: int,
+def _restart_as_new(sm: StateMachine, m: rec.ManageInvocation, row: InvocationRow, ts: int,
                     result: ApplyResult) -> ManageOutcome:
+    """Start a new invocation of a completed one's handler: from its input alone
+    (`restart_from` 0), or with its journal up to entry `restart_from` (included) copied, plus
+    the completions the copied commands need from further on. The SDK replays the copy and
+    carries on after it. Checked in Restate's order: status, journal present, restartable, prefix."""
+    if row.status in (INBOXED, SCHEDULED):
+        return ManageOutcome.RESTART_NOT_STARTED
     if row.status != COMPLETED:
         return ManageOutcome.STILL_RUNNING
+    if row.journal_length == 0:
+        return ManageOutcome.MISSING_INPUT
+    frm = m.restart_from
+    if row.handler_ty == "workflow" or (frm > 0 and (row.protocol_version or 0) < 6):
+        # From a prefix needs V6 journals: earlier SDKs seeded ctx.rand differently.
+        return ManageOutcome.RESTART_UNSUPPORTED
     first = sm.store.journal_entry(row.id, 0)
-    if row.handler_ty == "workflow" or first is None or first.entry_type != T.INPUT_COMMAND:
-        return ManageOutcome.CANNOT_RESTART
+    if first is None or first.entry_type != T.INPUT_COMMAND:
+        return ManageOutcome.MISSING_INPUT
+    copied: list[JournalRow] = []
+    if frm > 0:
+        journal = sm.store.journal(row.id)
+        if frm >= len(journal):
+            return ManageOutcome.JOURNAL_COPY_RANGE_INVALID
+        prefix = journal[: frm + 1]
+        needed: list[int] = []
+        for entry in prefix:
+            needed.extend(related_completion_ids(entry))
+        present = {e.completion_id for e in journal if e.entry_type >= NOTIFICATION_TYPES and e.completion_id is not None}
+        if not set(needed) <= present:
+            return ManageOutcome.JOURNAL_COPY_RANGE_INVALID
+        copied = list(prefix)
+        missing = set(needed) - {e.completion_id for e in prefix
+                                 if e.entry_type >= NOTIFICATION_TYPES and e.completion_id is not None}
+        for entry in journal[frm + 1:]:
+            if not missing:
+                break
+            if entry.entry_type >= NOTIFICATION_TYPES and entry.completion_id in missing:
+                missing.discard(entry.completion_id)
+                copied.append(entry)
     given = pb.InputCommandMessage.FromString(first.raw)
+    new_id = m.new_invocation_id
     invoke = rec.Invoke(
         invocation_id=new_id, service=row.service, handler=row.handler, key=row.key,
         input=given.value.content, headers=[rec.Header(key=h.key, value=h.value) for h in given.headers],
@@ -247,4 +286,49 @@ def _restart_as_new(sm: StateMachine, row: InvocationRow, new_id: bytes, ts: int
     if row.retry_initial_interval_ms is not None:
         invoke.retry_policy.CopyFrom(sm.retry_policy_of(row).to_record())
     sm.start_invocation(invoke, ts, result)
+    new = sm.store.get_invocation(new_id)
+    assert new is not None
+    new.restarted_from = row.id_str
+    if copied:
+        # The attempt starts only once this batch is applied, so it sees the copied journal.
+        store = sm.store
+        store.delete_journal(new_id)
+        for idx, entry in enumerate(copied):
+            store.append_journal(new_id, idx, entry.entry_type, entry.raw, ts, completion_id=entry.completion_id,
+                                 signal_idx=entry.signal_idx, signal_name=entry.signal_name, failed=entry.failed)
+        new.journal_length = len(copied)
+        new.commands = sum(1 for e in copied if e.entry_type < NOTIFICATION_TYPES)
+        new.deployment_id = m.restart_deployment_id or row.deployment_id
+        new.protocol_version = row.protocol_version
+        # The same seed as the original, so ctx.rand replays the copied prefix identically.
+        seed = random_seed(row)
+        new.random_seed = seed - (1 << 64) if seed >= 1 << 63 else seed  # SQLite integers are signed
+    sm.store.put_invocation(new)
     return ManageOutcome.DONE
+
+
+NOTIFICATION_TYPES = 0x8000  # message types from here on are notifications (protocol.md 1.4)
+_COMPLETION_FIELDS = ("invocation_id_notification_idx", "result_completion_id")
+
+
+def related_completion_ids(entry: JournalRow) -> list[int]:
+    """The completion ids a journaled command waits for (none for notifications)."""
+    if entry.entry_type >= NOTIFICATION_TYPES:
+        return []
+    try:
+        cls = message_class(entry.entry_type)
+    except ValueError:
+        return []
+    names = cls.DESCRIPTOR.fields_by_name
+    if not any(f in names for f in _COMPLETION_FIELDS):
+        return []
+    msg = cls.FromString(entry.raw)
+    return [getattr(msg, f) for f in _COMPLETION_FIELDS if f in names]
+
+
+def random_seed(row: InvocationRow) -> int:
+    """The `StartMessage.random_seed` of an invocation: kept from the original by a restart from
+    a journal prefix, else derived from its id."""
+    if row.random_seed is not None:
+        return row.random_seed % (1 << 64)
+    return int.from_bytes(hashlib.sha256(row.id).digest()[:8], "big")

@@ -239,6 +239,8 @@ class InvocationRow:
     retry_max_interval_ms: int | None = None
     retry_max_attempts: int | None = None  # 0 = unlimited
     retry_on_max_attempts: str | None = None
+    random_seed: int | None = None     # set by a restart from a journal prefix: the original's seed
+    restarted_from: str | None = None  # the invocation this one was restarted from
 
 
 _INVOCATION_COLUMNS = [f.name for f in fields(InvocationRow)]
@@ -308,15 +310,22 @@ class Store:
         try:
             yield
             self._write_dirty_rows()
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # The cached rows may hold this transaction's writes: forget them all. A failed
+            # COMMIT (a full disk) may leave the transaction open, or SQLite may have ended it.
             self._dirty.clear()
             self._rows.clear()
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
-        else:
-            self._db.execute("COMMIT")
         finally:
             self._in_tx = False
+
+    def roll_back_if_open(self) -> None:
+        """End a transaction SQLite left open after a failed COMMIT (e.g. a full disk)."""
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
     def reclaim_space(self, max_pages: int | None = None) -> None:
         """Give free pages back to the file system (up to `max_pages`, else all) and truncate

@@ -254,16 +254,20 @@ class DeliverCallResult(_message.Message):
     def __init__(self, invocation_id: _Optional[bytes] = ..., completion_id: _Optional[int] = ..., value: _Optional[bytes] = ..., failure: _Optional[_Union[Failure, _Mapping]] = ...) -> None: ...
 
 class ManageInvocation(_message.Message):
-    __slots__ = ("invocation_id", "op", "resume_deployment_id", "new_invocation_id")
+    __slots__ = ("invocation_id", "op", "resume_deployment_id", "new_invocation_id", "restart_from", "restart_deployment_id")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     OP_FIELD_NUMBER: _ClassVar[int]
     RESUME_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     NEW_INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESTART_FROM_FIELD_NUMBER: _ClassVar[int]
+    RESTART_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
     invocation_id: bytes
     op: InvocationOp
     resume_deployment_id: str
     new_invocation_id: bytes
-    def __init__(self, invocation_id: _Optional[bytes] = ..., op: _Optional[_Union[InvocationOp, str]] = ..., resume_deployment_id: _Optional[str] = ..., new_invocation_id: _Optional[bytes] = ...) -> None: ...
+    restart_from: int
+    restart_deployment_id: str
+    def __init__(self, invocation_id: _Optional[bytes] = ..., op: _Optional[_Union[InvocationOp, str]] = ..., resume_deployment_id: _Optional[str] = ..., new_invocation_id: _Optional[bytes] = ..., restart_from: _Optional[int] = ..., restart_deployment_id: _Optional[str] = ...) -> None: ...
 
 class Record(_message.Message):
     __slots__ = ("timestamp_ms", "invoke", "effect", "timer", "signal", "call_result", "manage", "set_state")
