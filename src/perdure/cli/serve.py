@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
             inactivity_timeout_ms=int(args.inactivity_timeout * 1000),
             request_identity_key_file=args.request_identity_key,
             max_state_value_size=parse_size(args.max_state_value_size),
-            min_free_disk_bytes=parse_size(args.min_free_disk),
+            min_free_disk_bytes=parse_size(args.min_free_disk, minimum=0),  # 0: no reserve
         )
     except ValueError as e:
         parser.error(str(e))

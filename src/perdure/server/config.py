@@ -23,15 +23,17 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, 
                "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
 
 
-def parse_size(value: str) -> int:
-    """A byte count such as '65536', '64KiB', '10 MB' or '1.5MiB'."""
+def parse_size(value: str, *, minimum: int = 1) -> int:
+    """A byte count such as '65536', '64KiB', '10 MB' or '1.5MiB' (KB/MB: powers of 1000,
+    KiB/MiB: powers of 1024), at least `minimum`."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", value)
     unit = m.group(2).lower() if m else ""
     if m is None or unit not in _SIZE_UNITS:
         raise ValueError(f"expected a size such as 65536, 64KiB or 10MiB, got {value!r}")
     size = int(float(m.group(1)) * _SIZE_UNITS[unit])
-    if size <= 0:
-        raise ValueError(f"a size must be positive, got {value!r}")
+    if size < minimum:
+        raise ValueError(f"a size must be at least {minimum}, got {value!r}" if minimum != 1
+                         else f"a size must be positive, got {value!r}")
     return size
 
 

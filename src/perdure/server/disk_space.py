@@ -12,20 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DiskSpace", "parse_size"]
-
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
-          "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
-
-
-def parse_size(text: str) -> int:
-    """'64MiB', '512k', '1048576' to bytes."""
-    value = text.strip().lower()
-    digits = value.rstrip("abgikm ")
-    unit = value[len(digits):].strip()
-    if not digits.replace(".", "", 1).isdigit() or unit not in _UNITS:
-        raise ValueError(f"expected a size like 64MiB, 512k or 1048576, got {text!r}")
-    return int(float(digits) * _UNITS[unit])
+__all__ = ["DiskSpace"]
 
 
 class DiskSpace:
