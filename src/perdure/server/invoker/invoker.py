@@ -43,6 +43,9 @@ __all__ = ["Invoker"]
 
 log = logging.getLogger("perdure.invoker")
 T = MessageType
+# An attempt that has sent nothing this long after its response began gets a record of its
+# own marking its start (sys_invocation.last_start_at, last_attempt_server).
+STARTED_RECORD_AFTER_S = 0.05
 
 _ALLOWED_FROM_SDK = frozenset(
     {T.SUSPENSION, T.ERROR, T.END, T.PROPOSE_RUN_COMPLETION, T.AWAITING_ON}
@@ -212,13 +215,29 @@ class Invoker:
         server_header = None
         target = f"{row.service}/{row.handler}"
 
+        # The attempt's start (and the deployment's x-restate-server) rides on its first
+        # effect; only an attempt silent for STARTED_RECORD_AFTER_S gets a record of its own.
+        # A no-op invocation thus writes three records, not four.
+        unannounced: str | None = None
+        announce: asyncio.TimerHandle | None = None
+
         def effect(**kw) -> rec.Record:
-            nonlocal first
+            nonlocal first, unannounced
             e = rec.InvokerEffect(invocation_id=a.invocation_id, attempt=a.attempt, **kw)
             if first and pin is not None:
                 e.pin_deployment_id, e.pin_protocol_version = pin
             first = False
+            if unannounced is not None:
+                e.attempt_server, unannounced = unannounced, None
+                if announce is not None:
+                    announce.cancel()
             return rec.Record(effect=e)
+
+        def announce_start() -> None:
+            nonlocal unannounced
+            if unannounced is not None and self._attempts.get(a.invocation_id) is a:
+                server, unannounced = unannounced, None
+                self.leader.propose(effect(started=rec.AttemptStarted(deployment_server=server)), wait=False)
 
         pin: tuple[str, int] | None = None
         try:
@@ -257,7 +276,8 @@ class Invoker:
             server_header = head.get("x-restate-server")
             decoder = FrameDecoder(self.config.frame_limit())
             if server_header:
-                self.leader.propose(effect(started=rec.AttemptStarted(deployment_server=server_header)), wait=False)
+                unannounced = server_header
+                announce = asyncio.get_running_loop().call_later(STARTED_RECORD_AFTER_S, announce_start)
             done = False
             while not done:
                 chunk = await stream.read()
@@ -305,6 +325,8 @@ class Invoker:
         else:
             self._forget(a)
         finally:
+            if announce is not None:
+                announce.cancel()
             if watchdog is not None:
                 watchdog.cancel()
             if writer is not None:

@@ -258,6 +258,9 @@ class StateMachine:
             row.deployment_id = eff.pin_deployment_id
             row.protocol_version = eff.pin_protocol_version
         row.modified_at = ts
+        if eff.attempt_server:
+            row.last_start_at = ts
+            row.last_attempt_server = eff.attempt_server
         kind = eff.WhichOneof("kind")
         if kind == "command":
             self._apply_command(row, eff.command, ts, result)

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rrecords.proto\x12\x0fperdure.records\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"S\n\x06\x43\x61ller\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x1c\n\x14result_completion_id\x18\x02 \x01(\r\x12\x14\n\x0cservice_name\x18\x03 \x01(\t\"\x85\x04\n\x06Invoke\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07handler\x18\x03 \x01(\t\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\r\n\x05input\x18\x05 \x01(\x0c\x12(\n\x07headers\x18\x06 \x03(\x0b\x32\x17.perdure.records.Header\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x15\n\rexecute_at_ms\x18\x08 \x01(\x04\x12\'\n\x06\x63\x61ller\x18\t \x01(\x0b\x32\x17.perdure.records.Caller\x12.\n\ninvoked_by\x18\n \x01(\x0e\x32\x1a.perdure.records.InvokedBy\x12\x15\n\rinvoked_by_id\x18\x0b \x01(\x0c\x12\x1a\n\x12invoked_by_service\x18\x0c \x01(\t\x12\x14\n\x0cservice_type\x18\r \x01(\t\x12\x14\n\x0chandler_type\x18\x0e \x01(\t\x12\x0f\n\x07is_send\x18\x0f \x01(\x08\x12\x1f\n\x17\x63ompletion_retention_ms\x18\x10 \x01(\x04\x12\x1c\n\x14journal_retention_ms\x18\x11 \x01(\x04\x12\x10\n\x08trace_id\x18\x12 \x01(\t\x12\x32\n\x0cretry_policy\x18\x13 \x01(\x0b\x32\x1c.perdure.records.RetryPolicy\"\x96\x01\n\x0bRetryPolicy\x12\x1b\n\x13initial_interval_ms\x18\x01 \x01(\x04\x12\x1d\n\x15\x65xponentiation_factor\x18\x02 \x01(\x01\x12\x17\n\x0fmax_interval_ms\x18\x03 \x01(\x04\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\r\x12\x1c\n\x14kill_on_max_attempts\x18\x05 \x01(\x08\"\x9e\x03\n\rInvokerEffect\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x19\n\x11pin_deployment_id\x18\x03 \x01(\t\x12\x1c\n\x14pin_protocol_version\x18\x04 \x01(\r\x12\x32\n\x07\x63ommand\x18\n \x01(\x0b\x32\x1f.perdure.records.JournalCommandH\x00\x12\x34\n\x0crun_proposal\x18\x0b \x01(\x0b\x32\x1c.perdure.records.RunProposalH\x00\x12/\n\tsuspended\x18\x0c \x01(\x0b\x32\x1a.perdure.records.SuspendedH\x00\x12\x30\n\x06\x66\x61iled\x18\r \x01(\x0b\x32\x1e.perdure.records.AttemptFailedH\x00\x12#\n\x03\x65nd\x18\x0e \x01(\x0b\x32\x14.perdure.records.EndH\x00\x12\x32\n\x07started\x18\x0f \x01(\x0b\x32\x1f.perdure.records.AttemptStartedH\x00\x42\x06\n\x04kind\"\x90\x02\n\x0eJournalCommand\x12\x14\n\x0cmessage_type\x18\x01 \x01(\r\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x15\n\rrequested_ack\x18\x03 \x01(\x08\x12\x1b\n\x13target_service_type\x18\x04 \x01(\t\x12\x1b\n\x13target_handler_type\x18\x05 \x01(\t\x12&\n\x1etarget_completion_retention_ms\x18\x06 \x01(\x04\x12#\n\x1btarget_journal_retention_ms\x18\x07 \x01(\x04\x12\x39\n\x13target_retry_policy\x18\x08 \x01(\x0b\x32\x1c.perdure.records.RetryPolicy\"L\n\x0bRunProposal\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x15\n\rrequested_ack\x18\x03 \x01(\x08\"6\n\tSuspended\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\"\x86\x03\n\rAttemptFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nstacktrace\x18\x03 \x01(\t\x12\"\n\x15related_command_index\x18\x04 \x01(\rH\x00\x88\x01\x01\x12!\n\x14related_command_name\x18\x05 \x01(\tH\x01\x88\x01\x01\x12!\n\x14related_command_type\x18\x06 \x01(\rH\x02\x88\x01\x01\x12 \n\x13next_retry_delay_ms\x18\x07 \x01(\x04H\x03\x88\x01\x01\x12\x10\n\x08\x62\x65havior\x18\x08 \x01(\r\x12\x11\n\ttransport\x18\t \x01(\x08\x12\x19\n\x11\x64\x65ployment_server\x18\n \x01(\t\x12\x12\n\nerror_code\x18\x0b \x01(\tB\x18\n\x16_related_command_indexB\x17\n\x15_related_command_nameB\x17\n\x15_related_command_typeB\x16\n\x14_next_retry_delay_ms\"\x05\n\x03\x45nd\"+\n\x0e\x41ttemptStarted\x12\x19\n\x11\x64\x65ployment_server\x18\x01 \x01(\t\"Y\n\nTimerFired\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x0c\n\x04kind\x18\x02 \x01(\r\x12\x15\n\rcompletion_id\x18\x03 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\"\xa7\x01\n\rDeliverSignal\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x12\n\nsignal_idx\x18\x02 \x01(\r\x12\x13\n\x0bsignal_name\x18\x03 \x01(\t\x12\x0e\n\x04void\x18\x04 \x01(\x08H\x00\x12\x0f\n\x05value\x18\x05 \x01(\x0cH\x00\x12+\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32\x18.perdure.records.FailureH\x00\x42\x08\n\x06result\"(\n\x07\x46\x61ilure\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x89\x01\n\x11\x44\x65liverCallResult\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x15\n\rcompletion_id\x18\x02 \x01(\r\x12\x0f\n\x05value\x18\x05 \x01(\x0cH\x00\x12+\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32\x18.perdure.records.FailureH\x00\x42\x08\n\x06result\"\xc2\x01\n\x10ManageInvocation\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12)\n\x02op\x18\x02 \x01(\x0e\x32\x1d.perdure.records.InvocationOp\x12\x1c\n\x14resume_deployment_id\x18\x03 \x01(\t\x12\x19\n\x11new_invocation_id\x18\x04 \x01(\x0c\x12\x14\n\x0crestart_from\x18\x05 \x01(\r\x12\x1d\n\x15restart_deployment_id\x18\x06 \x01(\t\"\x89\x03\n\x06Record\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x04\x12)\n\x06invoke\x18\n \x01(\x0b\x32\x17.perdure.records.InvokeH\x00\x12\x30\n\x06\x65\x66\x66\x65\x63t\x18\x0b \x01(\x0b\x32\x1e.perdure.records.InvokerEffectH\x00\x12,\n\x05timer\x18\x0c \x01(\x0b\x32\x1b.perdure.records.TimerFiredH\x00\x12\x30\n\x06signal\x18\r \x01(\x0b\x32\x1e.perdure.records.DeliverSignalH\x00\x12\x39\n\x0b\x63\x61ll_result\x18\x0e \x01(\x0b\x32\".perdure.records.DeliverCallResultH\x00\x12\x33\n\x06manage\x18\x0f \x01(\x0b\x32!.perdure.records.ManageInvocationH\x00\x12\x34\n\tset_state\x18\x10 \x01(\x0b\x32\x1f.perdure.records.SetObjectStateH\x00\x42\x06\n\x04kind\"\\\n\x0eSetObjectState\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12,\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x1b.perdure.records.StateEntry\"(\n\nStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c*9\n\tInvokedBy\x12\x0b\n\x07INGRESS\x10\x00\x12\x0b\n\x07SERVICE\x10\x01\x12\x12\n\x0eRESTART_AS_NEW\x10\x02*f\n\x0cInvocationOp\x12\n\n\x06\x43\x41NCEL\x10\x00\x12\x08\n\x04KILL\x10\x01\x12\t\n\x05PURGE\x10\x02\x12\x11\n\rPURGE_JOURNAL\x10\x03\x12\t\n\x05PAUSE\x10\x04\x12\n\n\x06RESUME\x10\x05\x12\x0b\n\x07RESTART\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\rrecords.proto\x12\x0fperdure.records\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"S\n\x06\x43\x61ller\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x1c\n\x14result_completion_id\x18\x02 \x01(\r\x12\x14\n\x0cservice_name\x18\x03 \x01(\t\"\x85\x04\n\x06Invoke\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x0f\n\x07service\x18\x02 \x01(\t\x12\x0f\n\x07handler\x18\x03 \x01(\t\x12\x0b\n\x03key\x18\x04 \x01(\t\x12\r\n\x05input\x18\x05 \x01(\x0c\x12(\n\x07headers\x18\x06 \x03(\x0b\x32\x17.perdure.records.Header\x12\x17\n\x0fidempotency_key\x18\x07 \x01(\t\x12\x15\n\rexecute_at_ms\x18\x08 \x01(\x04\x12\'\n\x06\x63\x61ller\x18\t \x01(\x0b\x32\x17.perdure.records.Caller\x12.\n\ninvoked_by\x18\n \x01(\x0e\x32\x1a.perdure.records.InvokedBy\x12\x15\n\rinvoked_by_id\x18\x0b \x01(\x0c\x12\x1a\n\x12invoked_by_service\x18\x0c \x01(\t\x12\x14\n\x0cservice_type\x18\r \x01(\t\x12\x14\n\x0chandler_type\x18\x0e \x01(\t\x12\x0f\n\x07is_send\x18\x0f \x01(\x08\x12\x1f\n\x17\x63ompletion_retention_ms\x18\x10 \x01(\x04\x12\x1c\n\x14journal_retention_ms\x18\x11 \x01(\x04\x12\x10\n\x08trace_id\x18\x12 \x01(\t\x12\x32\n\x0cretry_policy\x18\x13 \x01(\x0b\x32\x1c.perdure.records.RetryPolicy\"\x96\x01\n\x0bRetryPolicy\x12\x1b\n\x13initial_interval_ms\x18\x01 \x01(\x04\x12\x1d\n\x15\x65xponentiation_factor\x18\x02 \x01(\x01\x12\x17\n\x0fmax_interval_ms\x18\x03 \x01(\x04\x12\x14\n\x0cmax_attempts\x18\x04 \x01(\r\x12\x1c\n\x14kill_on_max_attempts\x18\x05 \x01(\x08\"\xb6\x03\n\rInvokerEffect\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x19\n\x11pin_deployment_id\x18\x03 \x01(\t\x12\x1c\n\x14pin_protocol_version\x18\x04 \x01(\r\x12\x16\n\x0e\x61ttempt_server\x18\x05 \x01(\t\x12\x32\n\x07\x63ommand\x18\n \x01(\x0b\x32\x1f.perdure.records.JournalCommandH\x00\x12\x34\n\x0crun_proposal\x18\x0b \x01(\x0b\x32\x1c.perdure.records.RunProposalH\x00\x12/\n\tsuspended\x18\x0c \x01(\x0b\x32\x1a.perdure.records.SuspendedH\x00\x12\x30\n\x06\x66\x61iled\x18\r \x01(\x0b\x32\x1e.perdure.records.AttemptFailedH\x00\x12#\n\x03\x65nd\x18\x0e \x01(\x0b\x32\x14.perdure.records.EndH\x00\x12\x32\n\x07started\x18\x0f \x01(\x0b\x32\x1f.perdure.records.AttemptStartedH\x00\x42\x06\n\x04kind\"\x90\x02\n\x0eJournalCommand\x12\x14\n\x0cmessage_type\x18\x01 \x01(\r\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x15\n\rrequested_ack\x18\x03 \x01(\x08\x12\x1b\n\x13target_service_type\x18\x04 \x01(\t\x12\x1b\n\x13target_handler_type\x18\x05 \x01(\t\x12&\n\x1etarget_completion_retention_ms\x18\x06 \x01(\x04\x12#\n\x1btarget_journal_retention_ms\x18\x07 \x01(\x04\x12\x39\n\x13target_retry_policy\x18\x08 \x01(\x0b\x32\x1c.perdure.records.RetryPolicy\"L\n\x0bRunProposal\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x0f\n\x07payload\x18\x02 \x01(\x0c\x12\x15\n\rrequested_ack\x18\x03 \x01(\x08\"6\n\tSuspended\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x18\n\x10protocol_version\x18\x02 \x01(\r\"\x86\x03\n\rAttemptFailed\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nstacktrace\x18\x03 \x01(\t\x12\"\n\x15related_command_index\x18\x04 \x01(\rH\x00\x88\x01\x01\x12!\n\x14related_command_name\x18\x05 \x01(\tH\x01\x88\x01\x01\x12!\n\x14related_command_type\x18\x06 \x01(\rH\x02\x88\x01\x01\x12 \n\x13next_retry_delay_ms\x18\x07 \x01(\x04H\x03\x88\x01\x01\x12\x10\n\x08\x62\x65havior\x18\x08 \x01(\r\x12\x11\n\ttransport\x18\t \x01(\x08\x12\x19\n\x11\x64\x65ployment_server\x18\n \x01(\t\x12\x12\n\nerror_code\x18\x0b \x01(\tB\x18\n\x16_related_command_indexB\x17\n\x15_related_command_nameB\x17\n\x15_related_command_typeB\x16\n\x14_next_retry_delay_ms\"\x05\n\x03\x45nd\"+\n\x0e\x41ttemptStarted\x12\x19\n\x11\x64\x65ployment_server\x18\x01 \x01(\t\"Y\n\nTimerFired\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x0c\n\x04kind\x18\x02 \x01(\r\x12\x15\n\rcompletion_id\x18\x03 \x01(\r\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\r\"\xa7\x01\n\rDeliverSignal\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x12\n\nsignal_idx\x18\x02 \x01(\r\x12\x13\n\x0bsignal_name\x18\x03 \x01(\t\x12\x0e\n\x04void\x18\x04 \x01(\x08H\x00\x12\x0f\n\x05value\x18\x05 \x01(\x0cH\x00\x12+\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32\x18.perdure.records.FailureH\x00\x42\x08\n\x06result\"(\n\x07\x46\x61ilure\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x89\x01\n\x11\x44\x65liverCallResult\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12\x15\n\rcompletion_id\x18\x02 \x01(\r\x12\x0f\n\x05value\x18\x05 \x01(\x0cH\x00\x12+\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32\x18.perdure.records.FailureH\x00\x42\x08\n\x06result\"\xc2\x01\n\x10ManageInvocation\x12\x15\n\rinvocation_id\x18\x01 \x01(\x0c\x12)\n\x02op\x18\x02 \x01(\x0e\x32\x1d.perdure.records.InvocationOp\x12\x1c\n\x14resume_deployment_id\x18\x03 \x01(\t\x12\x19\n\x11new_invocation_id\x18\x04 \x01(\x0c\x12\x14\n\x0crestart_from\x18\x05 \x01(\r\x12\x1d\n\x15restart_deployment_id\x18\x06 \x01(\t\"\x89\x03\n\x06Record\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x04\x12)\n\x06invoke\x18\n \x01(\x0b\x32\x17.perdure.records.InvokeH\x00\x12\x30\n\x06\x65\x66\x66\x65\x63t\x18\x0b \x01(\x0b\x32\x1e.perdure.records.InvokerEffectH\x00\x12,\n\x05timer\x18\x0c \x01(\x0b\x32\x1b.perdure.records.TimerFiredH\x00\x12\x30\n\x06signal\x18\r \x01(\x0b\x32\x1e.perdure.records.DeliverSignalH\x00\x12\x39\n\x0b\x63\x61ll_result\x18\x0e \x01(\x0b\x32\".perdure.records.DeliverCallResultH\x00\x12\x33\n\x06manage\x18\x0f \x01(\x0b\x32!.perdure.records.ManageInvocationH\x00\x12\x34\n\tset_state\x18\x10 \x01(\x0b\x32\x1f.perdure.records.SetObjectStateH\x00\x42\x06\n\x04kind\"\\\n\x0eSetObjectState\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12,\n\x07\x65ntries\x18\x03 \x03(\x0b\x32\x1b.perdure.records.StateEntry\"(\n\nStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c*9\n\tInvokedBy\x12\x0b\n\x07INGRESS\x10\x00\x12\x0b\n\x07SERVICE\x10\x01\x12\x12\n\x0eRESTART_AS_NEW\x10\x02*f\n\x0cInvocationOp\x12\n\n\x06\x43\x41NCEL\x10\x00\x12\x08\n\x04KILL\x10\x01\x12\t\n\x05PURGE\x10\x02\x12\x11\n\rPURGE_JOURNAL\x10\x03\x12\t\n\x05PAUSE\x10\x04\x12\n\n\x06RESUME\x10\x05\x12\x0b\n\x07RESTART\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INVOKEDBY']._serialized_start=3273
-  _globals['_INVOKEDBY']._serialized_end=3330
-  _globals['_INVOCATIONOP']._serialized_start=3332
-  _globals['_INVOCATIONOP']._serialized_end=3434
+  _globals['_INVOKEDBY']._serialized_start=3297
+  _globals['_INVOKEDBY']._serialized_end=3354
+  _globals['_INVOCATIONOP']._serialized_start=3356
+  _globals['_INVOCATIONOP']._serialized_end=3458
   _globals['_HEADER']._serialized_start=34
   _globals['_HEADER']._serialized_end=70
   _globals['_CALLER']._serialized_start=72
@@ -44,33 +44,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RETRYPOLICY']._serialized_start=678
   _globals['_RETRYPOLICY']._serialized_end=828
   _globals['_INVOKEREFFECT']._serialized_start=831
-  _globals['_INVOKEREFFECT']._serialized_end=1245
-  _globals['_JOURNALCOMMAND']._serialized_start=1248
-  _globals['_JOURNALCOMMAND']._serialized_end=1520
-  _globals['_RUNPROPOSAL']._serialized_start=1522
-  _globals['_RUNPROPOSAL']._serialized_end=1598
-  _globals['_SUSPENDED']._serialized_start=1600
-  _globals['_SUSPENDED']._serialized_end=1654
-  _globals['_ATTEMPTFAILED']._serialized_start=1657
-  _globals['_ATTEMPTFAILED']._serialized_end=2047
-  _globals['_END']._serialized_start=2049
-  _globals['_END']._serialized_end=2054
-  _globals['_ATTEMPTSTARTED']._serialized_start=2056
-  _globals['_ATTEMPTSTARTED']._serialized_end=2099
-  _globals['_TIMERFIRED']._serialized_start=2101
-  _globals['_TIMERFIRED']._serialized_end=2190
-  _globals['_DELIVERSIGNAL']._serialized_start=2193
-  _globals['_DELIVERSIGNAL']._serialized_end=2360
-  _globals['_FAILURE']._serialized_start=2362
-  _globals['_FAILURE']._serialized_end=2402
-  _globals['_DELIVERCALLRESULT']._serialized_start=2405
-  _globals['_DELIVERCALLRESULT']._serialized_end=2542
-  _globals['_MANAGEINVOCATION']._serialized_start=2545
-  _globals['_MANAGEINVOCATION']._serialized_end=2739
-  _globals['_RECORD']._serialized_start=2742
-  _globals['_RECORD']._serialized_end=3135
-  _globals['_SETOBJECTSTATE']._serialized_start=3137
-  _globals['_SETOBJECTSTATE']._serialized_end=3229
-  _globals['_STATEENTRY']._serialized_start=3231
-  _globals['_STATEENTRY']._serialized_end=3271
+  _globals['_INVOKEREFFECT']._serialized_end=1269
+  _globals['_JOURNALCOMMAND']._serialized_start=1272
+  _globals['_JOURNALCOMMAND']._serialized_end=1544
+  _globals['_RUNPROPOSAL']._serialized_start=1546
+  _globals['_RUNPROPOSAL']._serialized_end=1622
+  _globals['_SUSPENDED']._serialized_start=1624
+  _globals['_SUSPENDED']._serialized_end=1678
+  _globals['_ATTEMPTFAILED']._serialized_start=1681
+  _globals['_ATTEMPTFAILED']._serialized_end=2071
+  _globals['_END']._serialized_start=2073
+  _globals['_END']._serialized_end=2078
+  _globals['_ATTEMPTSTARTED']._serialized_start=2080
+  _globals['_ATTEMPTSTARTED']._serialized_end=2123
+  _globals['_TIMERFIRED']._serialized_start=2125
+  _globals['_TIMERFIRED']._serialized_end=2214
+  _globals['_DELIVERSIGNAL']._serialized_start=2217
+  _globals['_DELIVERSIGNAL']._serialized_end=2384
+  _globals['_FAILURE']._serialized_start=2386
+  _globals['_FAILURE']._serialized_end=2426
+  _globals['_DELIVERCALLRESULT']._serialized_start=2429
+  _globals['_DELIVERCALLRESULT']._serialized_end=2566
+  _globals['_MANAGEINVOCATION']._serialized_start=2569
+  _globals['_MANAGEINVOCATION']._serialized_end=2763
+  _globals['_RECORD']._serialized_start=2766
+  _globals['_RECORD']._serialized_end=3159
+  _globals['_SETOBJECTSTATE']._serialized_start=3161
+  _globals['_SETOBJECTSTATE']._serialized_end=3253
+  _globals['_STATEENTRY']._serialized_start=3255
+  _globals['_STATEENTRY']._serialized_end=3295
 # @@protoc_insertion_point(module_scope)
