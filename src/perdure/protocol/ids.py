@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import hashlib
 import secrets
 import time
@@ -143,6 +144,15 @@ def _sha256_uuid(tag: bytes, parts: list[str]) -> int:
     return int.from_bytes(digest.digest()[:16], "big")
 
 
+@functools.lru_cache(maxsize=4096)  # the server prints a new id several times (ingress, store, logs)
+def _invocation_id_text(partition_key: int, uuid: int) -> str:
+    return (
+        f"{IdPrefix.INVOCATION}_{ID_SCHEME_VERSION}"
+        + _encode_reversed(partition_key, 8, _U64_CHARS)
+        + _encode_reversed(uuid, 16, _U128_CHARS)
+    )
+
+
 @dataclass(slots=True, frozen=True)
 class InvocationId:
     """An invocation id: the partition it lives on plus a 128-bit uuid (usually a ULID)."""
@@ -170,11 +180,7 @@ class InvocationId:
         return cls(int.from_bytes(data[:8], "big"), int.from_bytes(data[8:], "big"))
 
     def __str__(self) -> str:
-        return (
-            f"{IdPrefix.INVOCATION}_{ID_SCHEME_VERSION}"
-            + _encode_reversed(self.partition_key, 8, _U64_CHARS)
-            + _encode_reversed(self.uuid, 16, _U128_CHARS)
-        )
+        return _invocation_id_text(self.partition_key, self.uuid)
 
     @classmethod
     def parse(cls, text: str) -> InvocationId:

@@ -536,13 +536,22 @@ class Invoker:
         else:
             state["handle"] = loop.call_later(inactivity, check)
 
-        class _Handle:
-            def cancel(self) -> None:
-                h = state["handle"]
-                if h is not None:
-                    h.cancel()
+        return _TimerChain(state)  # type: ignore[return-value]
 
-        return _Handle()  # type: ignore[return-value]
+
+class _TimerChain:
+    """Cancels whichever timer of an inactivity/abort chain is armed now. (A class defined
+    inside `_arm_inactivity` cost ~3% of the server's CPU: one class object per attempt.)"""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: dict) -> None:
+        self._state = state
+
+    def cancel(self) -> None:
+        h = self._state["handle"]
+        if h is not None:
+            h.cancel()
 
 
 async def _end_quietly(stream: InvocationStream) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
@@ -308,6 +309,7 @@ class _DeploymentAddress:
     base_path: str
 
 
+@functools.lru_cache(maxsize=256)  # parsed once per deployment, not once per attempt
 def _parse_deployment_uri(uri: str) -> _DeploymentAddress:
     parts: SplitResult = urlsplit(uri)
     scheme = parts.scheme.lower()
