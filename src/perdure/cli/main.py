@@ -64,6 +64,10 @@ def server(
         None, "--request-identity-private-key-pem-file",
         help="Ed25519 private key (PKCS#8 PEM) to sign every request to deployments with; the "
              "public key to configure in services is logged as publickeyv1_..."),
+    tracing_endpoint: str | None = typer.Option(
+        None, "--tracing-endpoint", envvar="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        help="Export OpenTelemetry traces over OTLP/HTTP (protobuf) to this collector, e.g. "
+             "http://localhost:4318 (/v1/traces is added when the URL has no path)."),
 ) -> None:
     """Run a perdure server node."""
     import asyncio
@@ -81,6 +85,7 @@ def server(
             max_protocol_version=max_protocol_version,
             inactivity_timeout_ms=int(inactivity_timeout * 1000),
             request_identity_key_file=request_identity_key,
+            tracing_endpoint=tracing_endpoint or None,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None

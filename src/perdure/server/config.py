@@ -34,3 +34,6 @@ class ServerConfig:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     # Ed25519 PKCS#8 PEM key to sign requests to deployments with (protocol.md section 8).
     request_identity_key_file: Path | None = None
+    # OTLP/HTTP collector to export traces to (`http://host:4318`); None: no tracing, and
+    # opentelemetry is never imported.
+    tracing_endpoint: str | None = None

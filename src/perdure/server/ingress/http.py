@@ -14,7 +14,9 @@ import asyncio
 import json
 import logging
 import re
+import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -27,6 +29,10 @@ from perdure.server.partition.state_machine import respond_of
 from perdure.server.partition.status import COMPLETED
 from perdure.server.partition.store import InvocationRow
 from perdure.server.schema import Schema
+
+if TYPE_CHECKING:
+    from perdure.server.metrics import Metrics
+    from perdure.server.tracing import Tracing
 
 __all__ = ["build_ingress_app"]
 
@@ -105,13 +111,49 @@ def parse_duration_ms(text: str) -> int:
     return total
 
 
+def request_kind(raw_path: str) -> str:
+    """What an ingress request does, as the metrics label it: call, send, attach, output,
+    lookup, awakeable, health or other."""
+    segments = [s for s in raw_path.split("?", 1)[0].split("/") if s]
+    if not segments:
+        return "other"
+    if segments[0] != "restate":
+        return "send" if segments[-1] == "send" else "call"
+    rest = segments[1:]
+    if not rest:
+        return "other"
+    if rest[0] in ("call", "send", "health", "lookup"):
+        return rest[0]
+    if rest[0] in ("awakeables", "a"):
+        return "awakeable"
+    if rest[-1] in ("attach", "output"):
+        return rest[-1]
+    return "other"
+
+
 class Ingress:
-    def __init__(self, leader: Leader, schema: Schema, max_body: int) -> None:
+    def __init__(self, leader: Leader, schema: Schema, max_body: int,
+                 metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
         self.leader = leader
         self.schema = schema
         self.max_body = max_body
+        self.metrics = metrics
+        self.tracing = tracing
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.metrics is None:
+            return await self._handle(request)
+        started = time.perf_counter()
+        status = 499  # the client went away before the answer (nginx's code for it)
+        try:
+            response = await self._handle(request)
+            status = response.status
+            return response
+        finally:
+            self.metrics.ingress_answered(request.method, request_kind(request.raw_path), status,
+                                          time.perf_counter() - started)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         try:
             return await self._route(request)
         except IngressError as e:
@@ -270,6 +312,8 @@ class Ingress:
             if k.lower() not in _DROPPED_HEADERS:
                 invoke.headers.add(key=k.lower(), value=v)
         invoke.headers.add(key="x-restate-ingress-path", value=request.raw_path)
+        if self.tracing is not None:
+            invoke.trace_id = self.tracing.trace_id_for(id_bytes, request.headers.items())
         record = rec.Record(timestamp_ms=now, invoke=invoke)
         id_header = {"x-restate-id": str(iid)}
 
@@ -384,8 +428,9 @@ def _target_of(body: bytes) -> InvocationId:
                             "`workflow`, `idempotentInvocation`, `invocation`")
 
 
-def build_ingress_app(leader: Leader, schema: Schema, max_body: int) -> web.Application:
-    ingress = Ingress(leader, schema, max_body)
+def build_ingress_app(leader: Leader, schema: Schema, max_body: int, metrics: Metrics | None = None,
+                      tracing: Tracing | None = None) -> web.Application:
+    ingress = Ingress(leader, schema, max_body, metrics, tracing)
     app = web.Application(client_max_size=max_body)
     app.router.add_route("*", "/{tail:.*}", ingress.handle)
     return app

@@ -23,6 +23,7 @@ import bisect
 import errno
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -371,6 +372,9 @@ class LocalLog(Log):
         self._wakeup = asyncio.Event()
         self._closing = False
         self._closed = False
+        # Called after each durable batch with (records, bytes, seconds spent writing and
+        # syncing it); the node points it at its metrics. Must not raise or block.
+        self.on_batch_written: Callable[[int, int, float], None] | None = None
         self._writer = self._loop.create_task(self._write_loop(), name=f"log writer {directory}")
 
     @classmethod
@@ -517,6 +521,7 @@ class LocalLog(Log):
             payloads, waiters = self._payloads, self._waiters
             self._payloads, self._waiters = [], []
             first_lsn = self._last_lsn + 1
+            started = time.perf_counter()
             try:
                 done = await run(self._executor, self._files.write_batch, payloads, first_lsn)
             except LogWriteError as error:
@@ -539,6 +544,8 @@ class LocalLog(Log):
             stats.batches += 1
             stats.fsyncs += done.fsyncs
             stats.bytes_written += done.bytes_written
+            if self.on_batch_written is not None:
+                self.on_batch_written(len(payloads), done.bytes_written, time.perf_counter() - started)
             lsn = first_lsn
             for future, count in waiters:
                 if count == _SINGLE:
