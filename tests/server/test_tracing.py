@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from datetime import datetime
 
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
@@ -63,6 +64,13 @@ def invocation_row(server, iid: str) -> dict:
     found = rows(server, f"SELECT trace_id, created_at, status FROM sys_invocation WHERE id = '{iid}'")
     assert len(found) == 1
     return found[0]
+
+
+def epoch_ms(timestamp) -> int:
+    """A sys_invocation timestamp (RFC 3339 text in the JSON answer, or ms) as epoch ms."""
+    if isinstance(timestamp, int):
+        return timestamp
+    return round(datetime.fromisoformat(timestamp).timestamp() * 1000)
 
 
 def traceparent() -> tuple[str, str, str]:
@@ -125,6 +133,15 @@ def test_journal_commands_are_events_of_the_attempt_span(env, receiver):
     assert events[2][1]["restate.call.target"] == "Observed/ok"
     assert all(inv.start_time_unix_nano <= e.time_unix_nano <= inv.end_time_unix_nano for e in attempt.events)
 
+    # The called invocation is in the caller's trace, under the caller's invocation span.
+    def callee():
+        found = [s for s in receiver.spans() if s.name == "invoke Observed/ok" and s.trace_id == inv.trace_id]
+        return found[0] if found else None
+
+    called = wait_until(callee, 20, what="the invocation span of the call")
+    assert called.parent_span_id == inv.span_id
+    assert inv.start_time_unix_nano < called.start_time_unix_nano < inv.end_time_unix_nano
+
 
 def test_the_invocation_span_survives_a_server_crash_before_completion(env, receiver):
     header, trace_id, parent_id = traceparent()
@@ -133,7 +150,8 @@ def test_the_invocation_span_survives_a_server_crash_before_completion(env, rece
     iid = sent.json()["invocationId"]
     wait_until(lambda: rows(env, f"SELECT count(*) AS n FROM sys_journal WHERE id = '{iid}' "
                                  "AND entry_type = 'Command: Sleep'") == [{"n": 1}], 20, what="the sleep")
-    assert invocation_row(env, iid)["status"] != "completed"
+    row = invocation_row(env, iid)
+    assert row["status"] != "completed"
     crashed_at = time.time_ns()
     env.kill()
     env.start()
@@ -141,7 +159,7 @@ def test_the_invocation_span_survives_a_server_crash_before_completion(env, rece
     inv, attempts = spans_of(receiver, iid, 1)  # the attempt cut by the crash never ended
     assert inv.trace_id.hex() == trace_id and inv.parent_span_id.hex() == parent_id
     # It starts when the invocation was created, before the crash, and lasts the whole nap.
-    assert inv.start_time_unix_nano < crashed_at
+    assert inv.start_time_unix_nano == epoch_ms(row["created_at"]) * 1_000_000 < crashed_at
     assert inv.end_time_unix_nano - inv.start_time_unix_nano >= 3_000_000_000
     assert attempts[0].parent_span_id == inv.span_id and attempts[0].trace_id == inv.trace_id
     assert attempts[0].start_time_unix_nano > crashed_at

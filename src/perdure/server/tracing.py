@@ -43,6 +43,7 @@ from opentelemetry.trace import (
 )
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from perdure.protocol.ids import InvocationId
 from perdure.protocol.messages import MessageType, pb
 
 __all__ = ["AttemptTrace", "Tracing", "otlp_traces_url"]
@@ -178,10 +179,15 @@ class Tracing:
             return f"{parent.trace_id:032x}"
         return f"{_derived_ids(invocation_id)[0]:032x}"
 
-    def _invocation_context(self, invocation_id: bytes, headers) -> tuple[SpanContext, SpanContext | None]:
-        """(the invocation span's context, its remote parent or None)."""
-        derived_trace, span_id = _derived_ids(invocation_id)
+    def _invocation_context(self, row, headers) -> tuple[SpanContext, SpanContext | None]:
+        """(the invocation span's context, its parent or None): the request's trace context;
+        for an invocation another handler called or sent, the caller's invocation span."""
+        derived_trace, span_id = _derived_ids(row.id)
         parent = _remote_parent(headers)
+        if parent is None and row.invoked_by_id and row.trace_id:
+            caller_span = _derived_ids(InvocationId.parse(row.invoked_by_id).to_bytes())[1]
+            parent = SpanContext(int(row.trace_id, 16), caller_span, is_remote=False,
+                                 trace_flags=TraceFlags(TraceFlags.SAMPLED))
         if parent is not None:
             own = SpanContext(parent.trace_id, span_id, is_remote=False, trace_flags=parent.trace_flags,
                               trace_state=parent.trace_state)
@@ -192,7 +198,7 @@ class Tracing:
     # ------------------------------------------------------------------ spans
 
     def attempt_started(self, row, attempt: int, input_entry) -> AttemptTrace:
-        own, _ = self._invocation_context(row.id, _input_headers(input_entry))
+        own, _ = self._invocation_context(row, _input_headers(input_entry))
         target = f"{row.service}/{row.handler}"
         attributes = {
             "restate.invocation.id": row.id_str,
@@ -207,7 +213,7 @@ class Tracing:
                              completed_at_ms: int) -> None:
         """Emit the invocation span: from the row's creation to `completed_at_ms`."""
         headers = _input_headers(input_entry)
-        own, parent = self._invocation_context(row.id, headers)
+        own, parent = self._invocation_context(row, headers)
         if input_entry is None and row.trace_id:
             # The journal is gone: keep the stored trace id, lose only the remote parent span.
             own = SpanContext(int(row.trace_id, 16), own.span_id, is_remote=False,
