@@ -54,6 +54,11 @@ log = logging.getLogger("perdure.tracing")
 # default is 5 s; durable invocations are few and long enough that sooner is cheap).
 DEFAULT_EXPORT_DELAY_MS = 1000
 
+# One export (with its retries) gives up after this long, unless
+# OTEL_EXPORTER_OTLP_TRACES_TIMEOUT says otherwise; it also bounds how long stopping the node
+# waits on an unreachable collector (the SDK's default is 10 s).
+DEFAULT_EXPORT_TIMEOUT_S = 2.0
+
 _PROPAGATOR = TraceContextTextMapPropagator()
 
 
@@ -166,8 +171,9 @@ class Tracing:
             id_generator=self._ids,
         )
         delay = None if os.environ.get("OTEL_BSP_SCHEDULE_DELAY") else DEFAULT_EXPORT_DELAY_MS
-        self._provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=self.url), schedule_delay_millis=delay))
+        timeout = None if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT") else DEFAULT_EXPORT_TIMEOUT_S
+        self._provider.add_span_processor(BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=self.url, timeout=timeout), schedule_delay_millis=delay))
         self._tracer = self._provider.get_tracer("perdure.server")
 
     # ------------------------------------------------------------------ invocation context
