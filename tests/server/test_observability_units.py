@@ -46,3 +46,31 @@ def test_the_server_without_tracing_does_not_import_opentelemetry():
              "import perdure.server.tracing; assert 'opentelemetry.sdk.trace' in sys.modules")
     done = subprocess.run([str(venv_python()), "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+async def test_a_failed_invocation_count_drops_the_gauge_but_not_the_scrape():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from perdure.server.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.ingress_answered("BREW", "call", 200, 0.01)
+
+    async def counts() -> dict[str, int]:
+        return {"running": 2}
+
+    async def broken() -> dict[str, int]:
+        raise RuntimeError("the store is busy")
+
+    def samples(text: str) -> dict:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for f in text_string_to_metric_families(text) for s in f.samples}
+
+    first = samples((await metrics.render(counts)).decode())
+    assert first[("perdure_invocations", (("status", "running"),))] == 2
+    assert first[("perdure_invocations", (("status", "completed"),))] == 0
+    key = ("perdure_ingress_requests_total", (("kind", "call"), ("method", "other"), ("status_code", "200")))
+    assert first[key] == 1
+    second = samples((await metrics.render(broken)).decode())
+    assert not any(name == "perdure_invocations" for name, _ in second)
+    assert second[key] == 1

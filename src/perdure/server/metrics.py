@@ -12,12 +12,15 @@ the write path and the write path never maintains a counter for it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 __all__ = ["CONTENT_TYPE_LATEST", "INVOCATION_STATUSES", "Metrics"]
+
+log = logging.getLogger("perdure.metrics")
 
 # Restate's statuses as sys_invocation shows them; each is exported, zero when none.
 INVOCATION_STATUSES = ("pending", "scheduled", "ready", "running", "paused", "backing-off",
@@ -31,6 +34,9 @@ _APPEND_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0
                    0.5, 1.0)
 _BATCH_RECORD_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 _BATCH_BYTE_BUCKETS = (256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304)
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 class Metrics:
@@ -68,6 +74,8 @@ class Metrics:
     # ------------------------------------------------------------------ what the layers call
 
     def ingress_answered(self, method: str, kind: str, status: int, seconds: float) -> None:
+        # A client can send any method token: keep the label's values few.
+        method = method if method in _METHODS else "other"
         self.ingress_requests.labels(method, kind, str(status)).inc()
         self.ingress_duration.labels(kind).observe(seconds)
 
@@ -85,9 +93,15 @@ class Metrics:
     # ------------------------------------------------------------------ scrape
 
     async def render(self, count_by_status: Callable[[], Awaitable[dict[str, int]]] | None) -> bytes:
-        """The text exposition; `count_by_status` reads the invocation counts off the loop."""
+        """The text exposition; `count_by_status` reads the invocation counts off the loop.
+        If it fails, the scrape leaves the gauge out rather than repeat stale counts."""
         if count_by_status is not None:
-            counts = await count_by_status()
-            for status in INVOCATION_STATUSES:
-                self.invocations.labels(status).set(counts.get(status, 0))
+            try:
+                counts = await count_by_status()
+            except Exception as e:  # noqa: BLE001 - the other metrics are still worth answering
+                log.warning("could not count invocations for /metrics: %s", e)
+                self.invocations.clear()
+            else:
+                for status in INVOCATION_STATUSES:
+                    self.invocations.labels(status).set(counts.get(status, 0))
         return generate_latest(self.registry)
