@@ -164,3 +164,22 @@ def test_the_invocation_span_survives_a_server_crash_before_completion(env, rece
     assert attempts[0].parent_span_id == inv.span_id and attempts[0].trace_id == inv.trace_id
     assert attempts[0].start_time_unix_nano > crashed_at
     assert attributes(inv)["restate.invocation.result"] == "success"
+
+
+def test_stopping_the_server_exports_the_spans_still_queued(tmp_path, receiver, start_service):
+    # A schedule delay of an hour: only the flush at shutdown can send these spans.
+    server = PerdureServer(tmp_path / "perdure", log_dir=tmp_path / "logs",
+                           extra_args=["--tracing-endpoint", receiver.url],
+                           env={"OTEL_BSP_SCHEDULE_DELAY": "3600000"})
+    server.start()
+    try:
+        server.register(start_service(OBSERVED).url)
+        resp = server.call("Observed", "ok", 5)
+        assert resp.json() == 6
+        iid = resp.headers["x-restate-id"]
+        assert not [s for s in receiver.spans() if attributes(s).get("restate.invocation.id") == iid]
+        server.stop()
+        exported = [s.name for s in receiver.spans() if attributes(s).get("restate.invocation.id") == iid]
+        assert sorted(exported) == ["attempt Observed/ok", "invoke Observed/ok"]
+    finally:
+        server.cleanup()
