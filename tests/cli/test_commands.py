@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.cli.cli_helpers import GREETER, INTROSPECTED, perdure, rows, send, status, wait_status
-from tests.support import PerdureServer, ServiceProcess, free_port, wait_until
+from tests.support import PerdureServer, ServiceProcess, free_port, http_request, wait_until
 
 INVOCATION_ID = re.compile(r"inv_1[0-9a-zA-Z]{33}")
 
@@ -305,3 +306,26 @@ def test_an_unreachable_server_is_one_line_naming_the_url():
 def test_the_admin_url_comes_from_the_environment(env):
     out = ok(perdure(None, "services", "list", env={"PERDURE_ADMIN_URL": env.admin_url}))
     assert "Counter" in out
+
+
+def test_bulk_kill_of_200_invocations_prints_the_finished_bar_and_a_summary(env):
+    def schedule(i: int) -> str:
+        resp = http_request("POST", f"{env.ingress_url}/Steps/run/send?delay=1h", json=i)
+        assert resp.status == 202, resp.text
+        return resp.json()["invocationId"]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(schedule, range(200)))
+    assert len(ids) == 200
+    assert rows(env, "SELECT count(*) AS n FROM sys_invocation WHERE target_service_name = 'Steps' "
+                     "AND status = 'scheduled'") == [{"n": 200}]
+
+    killed = perdure(env, "invocations", "kill", "--service", "Steps", "--status", "scheduled", "--yes")
+    err = ok_err(killed)
+    # Not a terminal: rich prints the bar once, finished, then the summary line.
+    assert re.search(r"^kill .* 200/200 ", err, re.M), err
+    assert re.search(r"^200 of 200 invocation\(s\) killed in \d+\.\ds$", err, re.M), err
+    assert all(f"killed {i}" in killed.stdout for i in ids)
+    # A scheduled invocation that is killed is forgotten at once.
+    listed = ", ".join(f"'{i}'" for i in ids)
+    assert rows(env, f"SELECT count(*) AS n FROM sys_invocation WHERE id IN ({listed})") == [{"n": 0}]

@@ -4,6 +4,7 @@ journal as a timeline (`sys_journal`), and act on them by id or in bulk by filte
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import typer
@@ -181,6 +182,7 @@ def _apply(ctx: typer.Context, op_name: str, ids: list[str], f: Filter, limit: i
     op = OPERATIONS[op_name]
     client = admin_client(ctx)
     selected = _select(client, ids, f, op, limit, yes, op_name)
+    started = time.monotonic()
     failures: list[tuple[str, AdminError]] = []
     outcomes: list[tuple[str, int, object]] = []
 
@@ -201,8 +203,11 @@ def _apply(ctx: typer.Context, op_name: str, ids: list[str], f: Filter, limit: i
             TimeElapsedColumn,
         )
 
+        err = render.console(stderr=True)
+        # On a terminal the bar redraws in place and goes away; elsewhere (CI, a pipe) rich
+        # prints it once, finished, which is the record that the bulk operation ran to the end.
         with Progress(TextColumn(f"{op_name}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=render.console(stderr=True), transient=True) as progress:
+                      console=err, transient=err.is_terminal) as progress:
             task = progress.add_task(op_name, total=len(selected))
             for iid in selected:
                 one(iid)
@@ -220,7 +225,8 @@ def _apply(ctx: typer.Context, op_name: str, ids: list[str], f: Filter, limit: i
         render.error_line(f"{op_name} {iid}: HTTP {e.status}: {e.message}")
     if len(selected) > 1:
         render.console(stderr=True).print(f"{len(outcomes)} of {len(selected)} invocation(s) {op.done}"
-                                          + (f", {len(failures)} failed" if failures else ""))
+                                          + (f", {len(failures)} failed" if failures else "")
+                                          + f" in {time.monotonic() - started:.1f}s")
     if failures:
         raise typer.Exit(1)
 

@@ -9,6 +9,7 @@ app keeps a `server` entry that forwards its arguments here, so `perdure --help`
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -47,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Free space kept on the data directory's file system for invocations "
                         "already accepted; below it the ingress answers 503 to new work (0 turns "
                         "the check off; default: %(default)s).")
+    p.add_argument("--tracing-endpoint", default=os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+                   help="Export OpenTelemetry traces over OTLP/HTTP (protobuf) to this collector, e.g. "
+                        "http://localhost:4318 (/v1/traces is added when the URL has no path); "
+                        "default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else no tracing.")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
                    type=str.lower, help="Log level (default: %(default)s).")
     p.add_argument("--request-identity-private-key-pem-file", dest="request_identity_key", type=Path,
@@ -77,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
             request_identity_key_file=args.request_identity_key,
             max_state_value_size=parse_size(args.max_state_value_size),
             min_free_disk_bytes=parse_size(args.min_free_disk, minimum=0),  # 0: no reserve
+            tracing_endpoint=args.tracing_endpoint or None,
         )
     except ValueError as e:
         parser.error(str(e))

@@ -64,6 +64,9 @@ class ServerConfig:
     # Free space the ingress keeps for invocations already accepted: below it, new requests get
     # 503 until space is freed (0 turns the check off; ENOSPC is still answered with 503).
     min_free_disk_bytes: int = 64 * 1024 * 1024
+    # OTLP/HTTP collector to export traces to (`http://host:4318`); None: no tracing, and
+    # opentelemetry is never imported.
+    tracing_endpoint: str | None = None
 
     def frame_limit(self) -> int:
         """The longest frame accepted from a deployment: the general limit, raised when needed so

@@ -9,6 +9,7 @@ import signal
 
 from aiohttp import web
 
+from perdure.protocol.messages import MessageType
 from perdure.server.admin.http import build_admin_app
 from perdure.server.config import ServerConfig
 from perdure.server.disk_space import DiskSpace
@@ -16,6 +17,8 @@ from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import build_ingress_app
 from perdure.server.invoker.invoker import Invoker
 from perdure.server.log.local import LocalLog
+from perdure.server.metrics import Metrics
+from perdure.server.partition.effects import Respond
 from perdure.server.partition.leader import Leader
 from perdure.server.partition.state_machine import StateMachine
 from perdure.server.partition.store import Store
@@ -30,12 +33,15 @@ class Node:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self._runners: list[web.AppRunner] = []
+        self.metrics = Metrics()
+        self.tracing = None
 
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.schema = Schema(cfg.data_dir / "metadata.db")
         self.log = await LocalLog.open(cfg.data_dir / "log")
+        self.log.on_batch_written = self.metrics.log_batch_written
         self.store = Store(cfg.data_dir / "partition.db")
         self.state_machine = StateMachine(self.store, cfg.retry_policy)
         self.leader = Leader(self.log, self.store, self.state_machine)
@@ -47,14 +53,35 @@ class Node:
             signer = RequestSigner.from_pem_file(cfg.request_identity_key_file)
             log.info("signing requests to deployments; configure services with the public key %s",
                      signer.key_id)
-        self.invoker = Invoker(self.leader, self.schema, cfg, signer)
+        if cfg.tracing_endpoint:
+            from perdure.server.tracing import Tracing  # loads opentelemetry: only when asked for
+
+            self.tracing = Tracing(cfg.tracing_endpoint)
+            self.leader.on_completed = self._trace_completion
+            log.info("exporting traces to %s", self.tracing.url)
+        self.invoker = Invoker(self.leader, self.schema, cfg, signer, metrics=self.metrics, tracing=self.tracing)
         self.leader.invoker = self.invoker
         self.leader.start()
-        await self._serve(build_admin_app(self.schema, cfg, self.invoker.in_flight, leader=self.leader, signer=signer), cfg.admin_bind)
+        await self._serve(build_admin_app(self.schema, cfg, self.invoker.in_flight, leader=self.leader, signer=signer,
+                                          metrics=self.metrics), cfg.admin_bind)
         await self._serve(build_ingress_app(self.leader, self.schema, cfg.max_request_body,
-                                            DiskSpace(cfg.data_dir, cfg.min_free_disk_bytes)), cfg.ingress_bind)
+                                            DiskSpace(cfg.data_dir, cfg.min_free_disk_bytes), self.metrics,
+                                            self.tracing), cfg.ingress_bind)
         log.info("perdure is ready: ingress on %s:%d, admin on %s:%d, data in %s",
                  *cfg.ingress_bind, *cfg.admin_bind, cfg.data_dir)
+
+    def _trace_completion(self, done: Respond) -> None:
+        """Emit the invocation span of an invocation that just completed."""
+        try:
+            row = self.store.get_invocation(done.invocation_id)
+            if row is None or self.tracing is None:
+                return
+            entry = self.store.journal_entry(done.invocation_id, 0)
+            self.tracing.invocation_completed(
+                row, entry if entry is not None and entry.entry_type == MessageType.INPUT_COMMAND else None,
+                success=done.success, code=done.code, message=done.message, completed_at_ms=done.completed_at)
+        except Exception:  # noqa: BLE001 - tracing must never stop the partition
+            log.exception("could not emit the invocation span of %s", done.invocation_id.hex())
 
     async def _serve(self, app: web.Application, bind: tuple[str, int]) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -72,6 +99,8 @@ class Node:
         await self.log.close()
         self.store.close()
         self.schema.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)
 
 
 async def run_node(config: ServerConfig) -> None:

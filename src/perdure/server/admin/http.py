@@ -20,13 +20,14 @@ from perdure.protocol.ids import DeploymentId, InvalidId, InvocationId
 from perdure.protocol.manifest import ManifestError, parse_manifest
 from perdure.protocol.messages import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
 from perdure.server.admin.openapi import service_openapi
-from perdure.server.admin.query import add_query_routes
+from perdure.server.admin.query import QueryEngine, add_query_routes
 from perdure.server.admin.webui import add_webui_routes
 from perdure.server.config import ServerConfig
 from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import parse_duration_ms
 from perdure.server.invoker.transport_discovery import DiscoveryError, discover
 from perdure.server.log.errors import LogError
+from perdure.server.metrics import CONTENT_TYPE_LATEST, Metrics
 from perdure.server.partition.effects import ManageOutcome
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.leader import Leader
@@ -718,14 +719,32 @@ _DURATION_SETTINGS = ("idempotency_retention", "workflow_completion_retention", 
                       "inactivity_timeout", "abort_timeout")
 
 
+def _metrics_route(metrics: Metrics, engine: QueryEngine):
+    """`GET /metrics`: Prometheus text; the invocation counts come from a read-only query."""
+
+    async def count_by_status() -> dict[str, int]:
+        payload = await engine.run("SELECT status, count(*) AS n FROM sys_invocation GROUP BY status",
+                                   as_json=True)
+        return {row["status"]: row["n"] for row in json.loads(payload)["rows"]}
+
+    async def scrape(_request: web.Request) -> web.Response:
+        body = await metrics.render(count_by_status)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return scrape
+
+
 def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
-                    leader: Leader | None = None, signer: RequestSigner | None = None) -> web.Application:
+                    leader: Leader | None = None, signer: RequestSigner | None = None,
+                    metrics: Metrics | None = None) -> web.Application:
     """The admin app. Without a `leader` (tests of the registry alone) the invocation routes
-    are absent."""
+    are absent; without `metrics`, so is `GET /metrics`."""
     admin = Admin(schema, config, leader, signer)
     app = web.Application(client_max_size=1024 * 1024)
-    add_query_routes(app, config.data_dir, in_flight)
+    engine = add_query_routes(app, config.data_dir, in_flight)
     add_webui_routes(app)
+    if metrics is not None:
+        app.router.add_get("/metrics", _metrics_route(metrics, engine))
     for prefix in ("", "/v2", "/v3"):
         r = app.router
         r.add_get(prefix + "/health", admin.health)

@@ -15,7 +15,9 @@ import errno
 import json
 import logging
 import re
+import time
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -30,6 +32,10 @@ from perdure.server.partition.state_machine import respond_of
 from perdure.server.partition.status import COMPLETED
 from perdure.server.partition.store import InvocationRow
 from perdure.server.schema import Schema
+
+if TYPE_CHECKING:
+    from perdure.server.metrics import Metrics
+    from perdure.server.tracing import Tracing
 
 __all__ = ["build_ingress_app"]
 
@@ -165,14 +171,50 @@ def _component_ns(number: str, unit: str, text: str) -> int:
 _LATEST_START_MS = 253_402_300_799_999
 
 
+def request_kind(raw_path: str) -> str:
+    """What an ingress request does, as the metrics label it: call, send, attach, output,
+    lookup, awakeable, health or other."""
+    segments = [s for s in raw_path.split("?", 1)[0].split("/") if s]
+    if not segments:
+        return "other"
+    if segments[0] != "restate":
+        return "send" if segments[-1] == "send" else "call"
+    rest = segments[1:]
+    if not rest:
+        return "other"
+    if rest[0] in ("call", "send", "health", "lookup"):
+        return rest[0]
+    if rest[0] in ("awakeables", "a"):
+        return "awakeable"
+    if rest[-1] in ("attach", "output"):
+        return rest[-1]
+    return "other"
+
+
 class Ingress:
-    def __init__(self, leader: Leader, schema: Schema, max_body: int, disk: DiskSpace | None = None) -> None:
+    def __init__(self, leader: Leader, schema: Schema, max_body: int, disk: DiskSpace | None = None,
+                 metrics: Metrics | None = None, tracing: Tracing | None = None) -> None:
         self.leader = leader
         self.schema = schema
         self.max_body = max_body
         self.disk = disk
+        self.metrics = metrics
+        self.tracing = tracing
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.metrics is None:
+            return await self._handle(request)
+        started = time.perf_counter()
+        status = 499  # the client went away before the answer (nginx's code for it)
+        try:
+            response = await self._handle(request)
+            status = response.status
+            return response
+        finally:
+            self.metrics.ingress_answered(request.method, request_kind(request.raw_path), status,
+                                          time.perf_counter() - started)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         if self.disk is not None and request.method != "GET":
             # Reading (attach, output) goes on; whatever would append to the log waits.
             shortage = self.disk.shortage()
@@ -351,6 +393,8 @@ class Ingress:
             if k.lower() not in _DROPPED_HEADERS:
                 invoke.headers.add(key=k.lower(), value=v)
         invoke.headers.add(key="x-restate-ingress-path", value=request.raw_path)
+        if self.tracing is not None:
+            invoke.trace_id = self.tracing.trace_id_for(id_bytes, request.headers.items())
         record = rec.Record(timestamp_ms=now, invoke=invoke)
         id_header = {"x-restate-id": str(iid)}
 
@@ -465,9 +509,9 @@ def _target_of(body: bytes) -> InvocationId:
                             "`workflow`, `idempotentInvocation`, `invocation`")
 
 
-def build_ingress_app(leader: Leader, schema: Schema, max_body: int,
-                      disk: DiskSpace | None = None) -> web.Application:
-    ingress = Ingress(leader, schema, max_body, disk)
+def build_ingress_app(leader: Leader, schema: Schema, max_body: int, disk: DiskSpace | None = None,
+                      metrics: Metrics | None = None, tracing: Tracing | None = None) -> web.Application:
+    ingress = Ingress(leader, schema, max_body, disk, metrics, tracing)
     app = web.Application(client_max_size=max_body)
     app.router.add_route("*", "/{tail:.*}", ingress.handle)
     return app

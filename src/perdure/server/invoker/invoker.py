@@ -18,6 +18,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from perdure.protocol.framing import FrameDecoder, FrameTooLarge, ProtocolError, encode_frame
@@ -38,6 +39,10 @@ from perdure.server.partition.invocation_queries import target_invocation_id
 from perdure.server.partition.leader import Leader, now_ms
 from perdure.server.partition.lifecycle import random_seed
 from perdure.server.schema import Deployment, Schema
+
+if TYPE_CHECKING:
+    from perdure.server.metrics import Metrics
+    from perdure.server.tracing import AttemptTrace, Tracing
 
 __all__ = ["Invoker"]
 
@@ -137,12 +142,16 @@ class Attempt:
     request_open: bool = True
     last_activity: float = field(default_factory=time.monotonic)
     next_command_index: int = 0  # the command index the next command from the deployment gets
+    trace: AttemptTrace | None = None  # its span, when tracing is on
 
 
 class Invoker:
     def __init__(self, leader: Leader, schema: Schema, config: ServerConfig,
-                 signer: RequestSigner | None = None) -> None:
+                 signer: RequestSigner | None = None, *, metrics: Metrics | None = None,
+                 tracing: Tracing | None = None) -> None:
         self.leader = leader
+        self.metrics = metrics
+        self.tracing = tracing
         self.signer = signer
         self.schema = schema
         self.config = config
@@ -211,6 +220,22 @@ class Invoker:
     # ------------------------------------------------------------------ one attempt
 
     async def _run(self, a: Attempt, row, journal, state) -> None:
+        if self.metrics is not None:
+            self.metrics.attempt_started(row.service)
+        if self.tracing is not None:
+            entry0 = journal[0] if journal and journal[0].entry_type == T.INPUT_COMMAND else None
+            a.trace = self.tracing.attempt_started(row, a.attempt, entry0)
+        try:
+            await self._run_attempt(a, row, journal, state)
+        except asyncio.CancelledError:
+            if a.trace is not None:
+                a.trace.aborted()
+            raise
+        finally:
+            if a.trace is not None:
+                a.trace.finish()
+
+    async def _run_attempt(self, a: Attempt, row, journal, state) -> None:
         first = True
         server_header = None
         target = f"{row.service}/{row.handler}"
@@ -244,16 +269,19 @@ class Invoker:
             deployment, version = self._choose_deployment(row)
             if row.deployment_id is None:
                 pin = (deployment.id, int(version))
-            stream = await self._open(deployment, version, row)
+            if a.trace is not None:
+                a.trace.deployment(deployment.id, int(version))
+            stream = await self._open(deployment, version, row, a.trace)
         except AttemptError as e:
-            self._fail(a, effect, row, e.reason, e.retry_after, server=e.server, error_code=_restate_code(e))
+            self._fail(a, effect, row, e.reason, e.retry_after, server=e.server, error_code=_restate_code(e),
+                       kind=e.kind.value)
             return
         except asyncio.CancelledError:
             self._forget(a)
             raise
         except Exception as e:  # noqa: BLE001 - any local fault fails the attempt, logged once
             log.warning("invocation %s attempt %d could not start: %s", row.id_str, a.attempt, e)
-            self._fail(a, effect, row, str(e), None)
+            self._fail(a, effect, row, str(e), None, kind="internal")
             return
 
         writer: asyncio.Task | None = None
@@ -299,29 +327,29 @@ class Invoker:
             raise
         except AttemptError as e:
             self._fail(a, effect, row, e.reason, e.retry_after, server=server_header or e.server,
-                       error_code=_restate_code(e))
+                       error_code=_restate_code(e), kind=e.kind.value)
         except CommandRejected as e:
             log.warning("invocation %s (%s) attempt %d: %s", row.id_str, target, a.attempt, e)
             stream.reset()
             self._fail(a, effect, row, str(e), None, server=server_header, related_command=e,
-                       error_code=e.error_code)
+                       error_code=e.error_code, kind="command_rejected")
         except FrameTooLarge as e:
             # Restate's RT0003: a message over the size limit is retried, not a protocol violation.
             log.warning("invocation %s (%s) attempt %d: %s", row.id_str, target, a.attempt, e)
             stream.reset()
             self._fail(a, effect, row, f"message size limit exceeded: {e}", None, server=server_header,
-                       error_code="RT0003")
+                       error_code="RT0003", kind="message_too_large")
         except ProtocolError as e:
             log.warning("invocation %s (%s) attempt %d: protocol error from deployment: %s",
                         row.id_str, target, a.attempt, e)
             stream.reset()
             self._fail(a, effect, row, f"protocol violation by the deployment: {e}", None, code=571,
-                       server=server_header)
+                       server=server_header, kind="protocol_violation")
         except Exception as e:  # noqa: BLE001
             log.warning("invocation %s (%s) attempt %d failed: %s", row.id_str, target, a.attempt, e)
             stream.reset()
             self._fail(a, effect, row, f"{type(e).__name__}: {e}", None, server=server_header,
-                       stacktrace=traceback.format_exc())
+                       stacktrace=traceback.format_exc(), kind="internal")
         else:
             self._forget(a)
         finally:
@@ -341,6 +369,8 @@ class Invoker:
         if 0x0400 <= mtype <= 0x7FFF:
             msg = decode_message(mtype, frame.payload, version)  # reject garbage before storing it
             check_command(row, mtype, msg, a.next_command_index, self.config.max_state_value_size)
+            if a.trace is not None:
+                a.trace.command(mtype, a.next_command_index, msg)
             a.next_command_index += 1
             cmd = rec.JournalCommand(message_type=mtype, payload=frame.payload, requested_ack=frame.requested_ack)
             if mtype in (T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND):
@@ -361,9 +391,13 @@ class Invoker:
         a.request_open = False
         self._forget(a)
         if mtype == T.END:
+            if a.trace is not None:
+                a.trace.outcome("end")
             self.leader.propose(effect(end=rec.End()), wait=False)
         elif mtype == T.SUSPENSION:
             decode_message(mtype, frame.payload, version)
+            if a.trace is not None:
+                a.trace.outcome("suspended")
             self.leader.propose(effect(suspended=rec.Suspended(payload=frame.payload, protocol_version=version)),
                                 wait=False)
         else:  # ERROR
@@ -381,6 +415,10 @@ class Invoker:
                 failed.next_retry_delay_ms = err.next_retry_delay
             log.info("invocation %s attempt %d failed in the handler: [%d] %s",
                      row.id_str, a.attempt, err.code, err.message)
+            if self.metrics is not None:
+                self.metrics.attempt_failed(row.service, "handler_error")
+            if a.trace is not None:
+                a.trace.failed("handler_error", f"[{err.code}] {err.message}")
             self.leader.propose(effect(failed=failed), wait=False)
         return True
 
@@ -400,8 +438,13 @@ class Invoker:
 
     def _fail(self, a: Attempt, effect, row, reason: str, retry_after: float | None, *, code: int = 500,
               server: str | None = None, stacktrace: str = "",
-              related_command: CommandRejected | None = None, error_code: str = "") -> None:
+              related_command: CommandRejected | None = None, error_code: str = "",
+              kind: str = "internal") -> None:
         self._forget(a)
+        if self.metrics is not None:
+            self.metrics.attempt_failed(row.service, kind)
+        if a.trace is not None:
+            a.trace.failed(kind, reason)
         failed = rec.AttemptFailed(code=code, message=reason, transport=related_command is None,
                                    deployment_server=server or "", stacktrace=stacktrace,
                                    error_code=error_code)
@@ -448,9 +491,12 @@ class Invoker:
         handler = svc.handlers.get(row.handler)
         return handler is not None and svc.inactivity_timeout(handler, 1) == 0
 
-    async def _open(self, dep: Deployment, version: ProtocolVersion, row) -> InvocationStream:
+    async def _open(self, dep: Deployment, version: ProtocolVersion, row,
+                    trace: AttemptTrace | None = None) -> InvocationStream:
         ct = content_type_for(version)
         headers = [("content-type", ct), ("accept", ct), ("x-restate-invocation-id", row.id_str)]
+        if trace is not None:
+            headers.extend(trace.headers())
         if row.service_ty != "service":
             headers.append(("x-restate-service-key", quote(row.key, safe="")))
         headers.extend(dep.additional_headers.items())
@@ -525,7 +571,8 @@ class Invoker:
                         a.task.cancel()
                     self._fail(a, lambda **kw: rec.Record(effect=rec.InvokerEffect(
                         invocation_id=a.invocation_id, attempt=a.attempt, **kw)), row,
-                        f"the deployment did not answer within the abort timeout ({abort:.0f}s)", None)
+                        f"the deployment did not answer within the abort timeout ({abort:.0f}s)", None,
+                        kind="abort_timeout")
                 else:
                     state["handle"] = loop.call_later(abort - idle, check)
 

@@ -387,6 +387,9 @@ class LocalLog(Log):
         self._wakeup = asyncio.Event()
         self._closing = False
         self._closed = False
+        # Called after each durable batch with (records, bytes, seconds spent writing and
+        # syncing it); the node points it at its metrics. Must not raise or block.
+        self.on_batch_written: Callable[[int, int, float], None] | None = None
         self._writer = self._loop.create_task(self._write_loop(), name=f"log writer {directory}")
 
     @classmethod
@@ -472,6 +475,8 @@ class LocalLog(Log):
         self._sync_average += (took - self._sync_average) * 0.2
         self._stats.inline_batches += 1
         self._committed(done, first_lsn, len(payloads))
+        if self.on_batch_written is not None:
+            self.on_batch_written(len(payloads), done.bytes_written, took)
         return list(range(first_lsn, first_lsn + len(payloads)))
 
     def _committed(self, done: _BatchDone, first_lsn: int, count: int) -> None:
@@ -568,6 +573,7 @@ class LocalLog(Log):
             self._payloads, self._waiters = [], []
             first_lsn = self._last_lsn + 1
             self._writing = True
+            started = time.perf_counter()
             try:
                 if self._sync_average < self._config.inline_sync_budget_s:
                     done, took = _timed_write(self._files, payloads, first_lsn)
@@ -589,6 +595,8 @@ class LocalLog(Log):
             finally:
                 self._writing = False
             self._committed(done, first_lsn, len(payloads))
+            if self.on_batch_written is not None:
+                self.on_batch_written(len(payloads), done.bytes_written, time.perf_counter() - started)
             lsn = first_lsn
             for future, count in waiters:
                 if count == _SINGLE:

@@ -80,6 +80,7 @@ class Leader:
         self._closed = False
         self.fatal: BaseException | None = None
         self.on_fatal: Callable[[BaseException], None] | None = None
+        self.on_completed: Callable[[Respond], None] | None = None  # observability hook
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -217,6 +218,8 @@ class Leader:
         elif isinstance(effect, StartAttempt):
             invoker.start(effect.invocation_id)
         elif isinstance(effect, Respond):
+            if self.on_completed is not None and not effect.stored:
+                self.on_completed(effect)
             for fut in self._waiters.pop(effect.invocation_id, ()):
                 if not fut.done():
                     fut.set_result(effect)

@@ -376,6 +376,7 @@ class StateMachine:
             is_send=mtype == T.ONE_WAY_CALL_COMMAND,
             completion_retention_ms=cmd.target_completion_retention_ms,
             journal_retention_ms=cmd.target_journal_retention_ms,
+            trace_id=row.trace_id or "",  # the callee joins the caller's trace
         )
         if cmd.HasField("target_retry_policy"):
             invoke.retry_policy.CopyFrom(cmd.target_retry_policy)
