@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-ENGINES = ("perdure", "restate")
+ENGINES = ("perdure", "restate", "temporal", "dbos")
+DEFAULT_ENGINES = ("perdure", "restate")
+# Engines with their own SDK, programming model and client, each running the workloads it
+# has an equivalent for (bench/engine_temporal.py, bench/engine_dbos.py). Their cells use
+# the deployment "native" instead of the two Restate-protocol SDK deployments.
+NATIVE_ENGINES = ("temporal", "dbos")
 DEPLOYMENTS = ("official", "perdure")  # which SDK the service process uses
 
 
@@ -132,6 +137,20 @@ class Engine:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+def make_engine(name: str, base: Path, keep: bool = False) -> Any:
+    """An engine object, not started: :class:`Engine` for perdure and Restate, else the
+    native engine's own class (imported only when asked for: their SDKs are optional)."""
+    if name == "temporal":
+        from .engine_temporal import TemporalEngine
+
+        return TemporalEngine(base)
+    if name == "dbos":
+        from .engine_dbos import DbosEngine
+
+        return DbosEngine(base, keep=keep)
+    return Engine(name, base)
 
 
 def start_service(deployment: str, base: Path) -> Any:
