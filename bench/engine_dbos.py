@@ -1,8 +1,9 @@
 """DBOS Transact as a bench engine: a private PostgreSQL cluster + the DBOS app process.
 
 DBOS is a library, so its "server" is the app process (:mod:`bench.dbos_app`, which also
-runs the workflow code) plus PostgreSQL: CPU and RSS are summed over both process trees,
-and the app is also reported as the service process. The cluster is created with
+runs the workflow code) plus PostgreSQL: CPU and memory are summed over both process trees
+(memory: the app's RSS + PostgreSQL's PSS, as its backends share one buffer pool), and the
+app is also reported as the service process. The cluster is created with
 ``initdb`` in a fresh directory (not counted in start-up time; reported separately as
 ``initdb_s``) and started with ``postgres -D`` on a free loopback port, its unix socket
 in its own directory. PostgreSQL refuses to run as root: when we are root, ``initdb`` and
@@ -25,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .engines import cpu_seconds, rss_bytes
+from .engines import cpu_seconds, pss_bytes, rss_bytes
 
 
 def pg_bindir() -> Path:
@@ -191,4 +192,5 @@ class DbosEngine:
         return cpu_seconds(self.app.pid) + cpu_seconds(self.pg.pid)
 
     def rss(self) -> int:
-        return rss_bytes(self.app.pid) + rss_bytes(self.pg.pid)
+        # PostgreSQL: PSS, so its shared buffers count once, not once per backend.
+        return rss_bytes(self.app.pid) + pss_bytes(self.pg.pid)

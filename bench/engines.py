@@ -76,6 +76,22 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of ``pid``'s tree, in bytes: shared pages are divided among
+    the processes that map them, so a tree of PostgreSQL backends sharing its buffer pool
+    is not counted once per backend (as summing ``VmRSS`` would)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
 @dataclass
 class Engine:
     """One server process of one engine, with both deployments registered on it."""
