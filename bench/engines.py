@@ -51,14 +51,17 @@ def process_tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid``'s tree (all threads; exited children excluded)."""
+    """User + system CPU seconds of ``pid``'s tree (all threads), including descendants
+    that have exited and been reaped by a process of the tree (``cutime`` + ``cstime``):
+    PostgreSQL's backends come and go with DBOS's connections, and their CPU must not
+    vanish from a before/after difference when they do."""
     total = 0
     for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / CLOCK_TICKS
 
 
