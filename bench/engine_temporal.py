@@ -60,6 +60,8 @@ class TemporalEngine:
         self.idle_rss: int | None = None
         self.port = 0
         self._ports: list[int] = []
+        # Workload 2's steps: regular activities (default) or local activities.
+        self.steps_kind = os.environ.get("BENCH_TEMPORAL_STEPS", "activity")
 
     # ------------------------------------------------------------ processes
     @property
@@ -182,7 +184,8 @@ class TemporalEngine:
         if workload == 1:
             return lambda i: _pair(run("Noop", i, i), i)
         if workload == 2:
-            return lambda i: _pair(run("Steps", STEPS, i), sum(range(STEPS)))
+            wf = "StepsLocal" if self.steps_kind == "local" else "Steps"
+            return lambda i: _pair(run(wf, STEPS, i), sum(range(STEPS)))
         if workload == 4:
             return lambda i: _pair(run("Fanout", FANOUT, i), FANOUT)
         if workload == 3:

@@ -120,7 +120,12 @@ def table(data: dict[str, Any]) -> str:
         + f", {meta['cpus']} CPUs, "
         f"{meta['duration_s']} s per level, load avg before/after "
         f"{meta['loadavg_before'][0]:.2f}/{meta['loadavg_after'][0]:.2f}"
-        + (" [QUICK: numbers meaningless]" if meta["quick"] else ""),
+        + (" [QUICK: numbers meaningless]" if meta["quick"] else "")
+        + (
+            f"; Temporal workload 2 with {meta.get('temporal_steps', 'activity')} activities"
+            if "temporal" in natives
+            else ""
+        ),
         "",
         "Engines: "
         + "; ".join(

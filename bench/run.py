@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": time.perf_counter() - started,
         "restate_version": _restate_version(),
         "engine_versions": _engine_versions(args.engines),
+        "temporal_steps": os.environ.get("BENCH_TEMPORAL_STEPS", "activity"),
+        "temporal_sqlite_wal": os.environ.get("BENCH_TEMPORAL_WAL", "1") != "0",
     }
     data["workload_titles"] = {w.id: w.title for w in WORKLOADS.values()}
     data["ratios"] = report.ratios(data)

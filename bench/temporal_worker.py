@@ -7,7 +7,8 @@ Workflow types (names are what the load generator in :mod:`bench.engine_temporal
 - ``Noop(x) -> x``              workload 1
 - ``Steps(n) -> sum(range(n))`` workload 2: ``n`` sequential activities (Temporal's durable
                                 step: each is scheduled by the server, run by this worker,
-                                its result recorded in the workflow history)
+                                its result recorded in the workflow history); ``StepsLocal``
+                                does the same with local activities
 - ``Counter`` + update ``add``  workload 3: one long-lived workflow per key (id
                                 ``counter-k<i>``) holding the count; each request is an
                                 update-with-start, which Temporal serialises per workflow,
@@ -52,6 +53,22 @@ class Steps:
         total = 0
         for i in range(n):
             total += await workflow.execute_activity(
+                step, i, start_to_close_timeout=ACTIVITY_TIMEOUT
+            )
+        return total
+
+
+@workflow.defn(name="StepsLocal")
+class StepsLocal:
+    """Workload 2 with local activities (run by the worker inside the workflow task, the
+    result recorded as a marker): closer to Restate's ``ctx.run`` / a DBOS step, which run
+    inline in the handler. ``BENCH_TEMPORAL_STEPS=local`` selects it."""
+
+    @workflow.run
+    async def run(self, n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += await workflow.execute_local_activity(
                 step, i, start_to_close_timeout=ACTIVITY_TIMEOUT
             )
         return total
@@ -109,7 +126,7 @@ class Slow:
         return n
 
 
-WORKFLOWS = [Noop, Steps, Fanout, Counter, Sleep, Slow]
+WORKFLOWS = [Noop, Steps, StepsLocal, Fanout, Counter, Sleep, Slow]
 
 
 async def _main(address: str, task_queue: str) -> None:
