@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-ENGINES = ("perdure", "restate")
+ENGINES = ("perdure", "restate", "temporal", "dbos")
+DEFAULT_ENGINES = ("perdure", "restate")
+# Engines with their own SDK, programming model and client, each running the workloads it
+# has an equivalent for (bench/engine_temporal.py, bench/engine_dbos.py). Their cells use
+# the deployment "native" instead of the two Restate-protocol SDK deployments.
+NATIVE_ENGINES = ("temporal", "dbos")
 DEPLOYMENTS = ("official", "perdure")  # which SDK the service process uses
 
 
@@ -46,14 +51,17 @@ def process_tree(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of ``pid``'s tree (all threads; exited children excluded)."""
+    """User + system CPU seconds of ``pid``'s tree (all threads), including descendants
+    that have exited and been reaped by a process of the tree (``cutime`` + ``cstime``):
+    PostgreSQL's backends come and go with DBOS's connections, and their CPU must not
+    vanish from a before/after difference when they do."""
     total = 0
     for p in process_tree(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return total / CLOCK_TICKS
 
 
@@ -64,6 +72,22 @@ def rss_bytes(pid: int) -> int:
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of ``pid``'s tree, in bytes: shared pages are divided among
+    the processes that map them, so a tree of PostgreSQL backends sharing its buffer pool
+    is not counted once per backend (as summing ``VmRSS`` would)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1]) * 1024
                     break
         except OSError:
@@ -132,6 +156,20 @@ class Engine:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+
+def make_engine(name: str, base: Path, keep: bool = False) -> Any:
+    """An engine object, not started: :class:`Engine` for perdure and Restate, else the
+    native engine's own class (imported only when asked for: their SDKs are optional)."""
+    if name == "temporal":
+        from .engine_temporal import TemporalEngine
+
+        return TemporalEngine(base)
+    if name == "dbos":
+        from .engine_dbos import DbosEngine
+
+        return DbosEngine(base, keep=keep)
+    return Engine(name, base)
 
 
 def start_service(deployment: str, base: Path) -> Any:

@@ -28,42 +28,72 @@ def _div(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b not in (None, 0) else None
 
 
+def _compare(p: dict[str, Any], r: dict[str, Any], levels: list[int]) -> dict[str, Any]:
+    """Ratios of cell ``p`` to cell ``r`` (throughput: higher is better for ``p``; latency,
+    CPU, RSS, recovery time: lower is better for ``p``)."""
+    row: dict[str, Any] = {}
+    if p.get("levels"):
+        for c in levels:
+            pl, rl = _level(p, c), _level(r, c)
+            if pl and rl:
+                row[f"throughput_c{c}"] = _div(pl["throughput"], rl["throughput"])
+                row[f"p50_c{c}"] = _div(pl["p50_ms"], rl["p50_ms"])
+                row[f"p99_c{c}"] = _div(pl["p99_ms"], rl["p99_ms"])
+                row[f"cpu_per_1000_c{c}"] = _div(
+                    pl["server_cpu_s_per_1000"], rl["server_cpu_s_per_1000"]
+                )
+    elif p.get("result") and r.get("result"):
+        pr, rr = p["result"], r["result"]
+        row["throughput"] = _div(pr["throughput"], rr["throughput"])
+        if "lateness_p50_ms" in pr:
+            row["peak_rss"] = _div(pr["server_peak_rss"], rr["server_peak_rss"])
+            row["cpu_per_1000"] = _div(pr["server_cpu_s_per_1000"], rr["server_cpu_s_per_1000"])
+        else:
+            row["recovery_s"] = _div(pr["recovery_s"], rr["recovery_s"])
+    return row
+
+
+def native_engines(data: dict[str, Any]) -> list[str]:
+    """Engines that ran as deployment ``native`` (Temporal, DBOS), in run order."""
+    return [
+        e
+        for e in data["meta"]["engines"]
+        if any(c["engine"] == e and c["deployment"] == "native" for c in data["cells"].values())
+    ]
+
+
+def perdure_reference(data: dict[str, Any]) -> str | None:
+    """The perdure deployment compared with the native engines: perdure's own SDK if it
+    ran, else the official SDK (both on the perdure server)."""
+    deps = data["meta"]["deployments"]
+    return "perdure" if "perdure" in deps else (deps[0] if deps else None)
+
+
 def ratios(data: dict[str, Any]) -> dict[str, Any]:
-    """perdure / Restate per workload x deployment (throughput: higher is better for
-    perdure; latency, CPU, RSS: lower is better for perdure)."""
+    """perdure / Restate per workload x deployment (key ``<wl>/<deployment>``), and perdure
+    (its reference deployment) / each native engine (key ``<wl>/vs-<engine>``)."""
     cells, out = data["cells"], {}
     levels = data["meta"]["levels"]
+    ref = perdure_reference(data)
+    natives = native_engines(data)
     for wl in data["meta"]["workloads"]:
         for dep in data["meta"]["deployments"]:
             p, r = cells.get(f"{wl}/{dep}/perdure"), cells.get(f"{wl}/{dep}/restate")
-            if not p or not r:
-                continue
-            row: dict[str, Any] = {}
-            if p.get("levels"):
-                for c in levels:
-                    pl, rl = _level(p, c), _level(r, c)
-                    if pl and rl:
-                        row[f"throughput_c{c}"] = _div(pl["throughput"], rl["throughput"])
-                        row[f"p50_c{c}"] = _div(pl["p50_ms"], rl["p50_ms"])
-                        row[f"p99_c{c}"] = _div(pl["p99_ms"], rl["p99_ms"])
-                        row[f"cpu_per_1000_c{c}"] = _div(
-                            pl["server_cpu_s_per_1000"], rl["server_cpu_s_per_1000"]
-                        )
-            elif p.get("result") and r.get("result"):
-                pr, rr = p["result"], r["result"]
-                row["throughput"] = _div(pr["throughput"], rr["throughput"])
-                if "lateness_p50_ms" in pr:
-                    row["peak_rss"] = _div(pr["server_peak_rss"], rr["server_peak_rss"])
-                    row["cpu_per_1000"] = _div(
-                        pr["server_cpu_s_per_1000"], rr["server_cpu_s_per_1000"]
-                    )
-                else:
-                    row["recovery_s"] = _div(pr["recovery_s"], rr["recovery_s"])
-            out[f"{wl}/{dep}"] = row
+            if p and r:
+                out[f"{wl}/{dep}"] = _compare(p, r, levels)
+        p = cells.get(f"{wl}/{ref}/perdure")
+        for eng in natives:
+            n = cells.get(f"{wl}/native/{eng}")
+            if p and n:
+                out[f"{wl}/vs-{eng}"] = _compare(p, n, levels)
     eng = data["engines"]
-    if "perdure" in eng and "restate" in eng:
+    if eng.get("perdure", {}).get("idle_rss") and eng.get("restate", {}).get("idle_rss"):
         out["idle_rss"] = _div(eng["perdure"]["idle_rss"], eng["restate"]["idle_rss"])
         out["startup"] = _div(eng["perdure"]["startup_s"], eng["restate"]["startup_s"])
+    for other in natives:
+        if eng.get("perdure", {}).get("idle_rss") and eng.get(other, {}).get("idle_rss"):
+            out[f"idle_rss_vs_{other}"] = _div(eng["perdure"]["idle_rss"], eng[other]["idle_rss"])
+            out[f"startup_vs_{other}"] = _div(eng["perdure"]["startup_s"], eng[other]["startup_s"])
     return out
 
 
@@ -76,11 +106,26 @@ def table(data: dict[str, Any]) -> str:
     levels = meta["levels"]
     titles = data["workload_titles"]
     engines = meta["engines"]
+    natives = native_engines(data)
+    ref = perdure_reference(data)
+    deps = list(meta["deployments"]) + (["native"] if natives else [])
+    versions = meta.get("engine_versions") or {}
     lines = [
-        f"perdure vs Restate ({meta.get('restate_version')}), {meta['cpus']} CPUs, "
+        f"perdure vs Restate ({meta.get('restate_version')})"
+        + (
+            f" and {', '.join(natives)} ({', '.join(f'{k} {v}' for k, v in versions.items())})"
+            if natives
+            else ""
+        )
+        + f", {meta['cpus']} CPUs, "
         f"{meta['duration_s']} s per level, load avg before/after "
         f"{meta['loadavg_before'][0]:.2f}/{meta['loadavg_after'][0]:.2f}"
-        + (" [QUICK: numbers meaningless]" if meta["quick"] else ""),
+        + (" [QUICK: numbers meaningless]" if meta["quick"] else "")
+        + (
+            f"; Temporal workload 2 with {meta.get('temporal_steps', 'activity')} activities"
+            if "temporal" in natives
+            else ""
+        ),
         "",
         "Engines: "
         + "; ".join(
@@ -91,6 +136,8 @@ def table(data: dict[str, Any]) -> str:
                 if e["restart_s"]
                 else ""
             )
+            + (f", initdb {e['initdb_s']:.2f} s (not in start-up)" if e.get("initdb_s") else "")
+            + (f", FAILED TO START: {e['error'][:300]}" if e.get("error") else "")
             for n, e in data["engines"].items()
         ),
         "",
@@ -105,14 +152,10 @@ def table(data: dict[str, Any]) -> str:
     closed = [
         w
         for w in meta["workloads"]
-        if any(
-            cells.get(f"{w}/{d}/{e}", {}).get("levels")
-            for d in meta["deployments"]
-            for e in engines
-        )
+        if any(cells.get(f"{w}/{d}/{e}", {}).get("levels") for d in deps for e in engines)
     ]
     for wl in closed:
-        for dep in meta["deployments"]:
+        for dep in deps:
             for eng in engines:
                 cell = cells.get(f"{wl}/{dep}/{eng}")
                 if not cell:
@@ -142,8 +185,20 @@ def table(data: dict[str, Any]) -> str:
                     f" | {_f(r.get(f'p50_c{levels[-1]}'))} | {_f(r.get(f'p99_c{levels[-1]}'))}"
                     f" | {_f(r.get(f'cpu_per_1000_c{levels[len(levels) // 2]}'))} | | |"
                 )
+            if dep != "native":
+                continue
+            for other in natives:
+                r = rat.get(f"{wl}/vs-{other}")
+                if r:
+                    lines.append(
+                        f"| {wl} | {ref} vs native | **perdure/{other}** | "
+                        + " | ".join(f"**{_f(r.get(f'throughput_c{c}'))}x**" for c in levels)
+                        + f" | {_f(r.get(f'p50_c{levels[0]}'))} | {_f(r.get(f'p99_c{levels[0]}'))}"
+                        f" | {_f(r.get(f'p50_c{levels[-1]}'))} | {_f(r.get(f'p99_c{levels[-1]}'))}"
+                        f" | {_f(r.get(f'cpu_per_1000_c{levels[len(levels) // 2]}'))} | | |"
+                    )
     # per-step latency (workload 2 at the lowest level, minus nothing: an upper bound)
-    for dep in meta["deployments"]:
+    for dep in deps:
         for eng in engines:
             lv = _level(cells.get(f"2/{dep}/{eng}"), levels[0])
             nl = _level(cells.get(f"1/{dep}/{eng}"), levels[0])
@@ -161,9 +216,11 @@ def table(data: dict[str, Any]) -> str:
     if others:
         lines += ["", "| workload | SDK | engine | result |", "|---|---|---|---|"]
         for wl in others:
-            for dep in meta["deployments"]:
+            for dep in deps:
                 for eng in engines:
-                    cell = cells.get(f"{wl}/{dep}/{eng}") or {}
+                    cell = cells.get(f"{wl}/{dep}/{eng}")
+                    if cell is None:  # not run: an engine that failed to start, or "native"
+                        continue
                     r = cell.get("result")
                     if not r:
                         lines.append(
@@ -187,6 +244,18 @@ def table(data: dict[str, Any]) -> str:
                             f"after the kill"
                         )
                     lines.append(f"| {wl} {titles[wl]} | {dep} | {eng} | {desc} |")
+            for other in natives:
+                r = rat.get(f"{wl}/vs-{other}")
+                if r:
+                    parts = [f"throughput {_f(r.get('throughput'))}x"]
+                    if "recovery_s" in r:
+                        parts.append(f"time to recover {_f(r.get('recovery_s'))}x")
+                    else:
+                        parts.append(f"peak RSS {_f(r.get('peak_rss'))}x")
+                        parts.append(f"CPU/1k {_f(r.get('cpu_per_1000'))}x")
+                    lines.append(
+                        f"| {wl} | {ref} vs native | **perdure/{other}** | {', '.join(parts)} |"
+                    )
     errs = {k: c["errors"] for k, c in cells.items() if c["errors"]}
     if errs:
         lines += ["", "ERRORS:"] + [f"  {k}: {v[:3]}" for k, v in errs.items()]
@@ -194,6 +263,11 @@ def table(data: dict[str, Any]) -> str:
     lines.append(
         f"ratios: idle RSS perdure/Restate {_f(rat.get('idle_rss'))}, "
         f"start-up {_f(rat.get('startup'))}"
+        + "".join(
+            f"; perdure/{o}: idle RSS {_f(rat.get(f'idle_rss_vs_{o}'))}, "
+            f"start-up {_f(rat.get(f'startup_vs_{o}'))}"
+            for o in natives
+        )
     )
     return "\n".join(lines)
 
@@ -221,6 +295,8 @@ _FONT = {  # 3x5 glyphs, rows top to bottom, 3 bits each
     "p": "111101111100100",
     " ": "000000000000000",
     "x": "000101010101000",
+    "t": "010111010010011",
+    "d": "001001111101111",
 }
 
 
@@ -256,7 +332,17 @@ def write_png(data: dict[str, Any], path: Path) -> None:
             p50 = r.get(f"p50_c{meta['levels'][0]}")
             bars.append(1 / p50 if p50 else None)
             groups.append((f"{wl}{'o' if dep == 'official' else 'p'}", bars))
-    scale_max = max([2.0] + [b for _, bs in groups for b in bs if b is not None])
+        for other in native_engines(data):
+            r = rat.get(f"{wl}/vs-{other}")
+            if not r or f"throughput_c{meta['levels'][0]}" not in r:
+                continue
+            bars = [r.get(f"throughput_c{c}") for c in meta["levels"]]
+            p50 = r.get(f"p50_c{meta['levels'][0]}")
+            bars.append(1 / p50 if p50 else None)
+            groups.append((f"{wl}{other[0]}", bars))
+    # Capped at 4x: the ratios against Temporal / DBOS would otherwise flatten the
+    # perdure/Restate bars (taller bars are clipped; the table has the numbers).
+    scale_max = min(4.0, max([2.0] + [b for _, bs in groups for b in bs if b is not None]))
     bar_w, gap, left, bottom, top = 10, 14, 30, 20, 10
     n = max(1, len(groups))
     nb = len(meta["levels"]) + 1
@@ -314,9 +400,10 @@ def write_png(data: dict[str, Any], path: Path) -> None:
     data["chart"] = {
         "file": path.name,
         "groups": [g for g, _ in groups],
-        "group_label": "workload number + o (official SDK) / p (perdure SDK)",
+        "group_label": "workload number + o (official SDK) / p (perdure SDK): perdure vs "
+        "Restate; + t / d: perdure (perdure SDK) vs Temporal / DBOS",
         "bars": [f"throughput ratio c={c}" for c in meta["levels"]]
-        + [f"p50 ratio Restate/perdure c={meta['levels'][0]}"],
+        + [f"p50 ratio other/perdure c={meta['levels'][0]}"],
         "lines": "grey 1.0, red 1.2 target; y axis capped at the top label",
     }
 
