@@ -30,7 +30,6 @@ ENGINES = [e for e in ("temporal", "dbos") if WANTED in ("1", e)]
 MODULES = {"temporal": "temporalio", "dbos": "dbos"}
 
 
-@pytest.mark.skipif(not ENGINES, reason="opt-in: BENCH_ENGINES_TEST=1 (see the docstring)")
 def test_bench_engines_quick(tmp_path):
     missing = [e for e in ENGINES if importlib.util.find_spec(MODULES[e]) is None]
     assert not missing, f"{missing} not installed: run ./scripts/setup-bench-engines"
