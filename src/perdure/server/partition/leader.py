@@ -41,6 +41,9 @@ log = logging.getLogger("perdure.leader")
 # one flush never stalls long.
 RECLAIM_AFTER_FORGOTTEN = 1000
 RECLAIM_MAX_PAGES = 4096
+# Fewer forgotten than that (the tail of a purge, the last expiries before a quiet spell) are
+# given back this many seconds after the first of them, so an idle server ends up compact too.
+RECLAIM_IDLE_S = 5.0
 # How often applying a batch is tried again while the store's disk is full.
 STORE_FULL_RETRY_S = 0.5
 
@@ -75,6 +78,7 @@ class Leader:
         self._retries: list[tuple[int, int, ScheduleRetry]] = []
         self._retry_seq = 0
         self._timer_handle: asyncio.TimerHandle | None = None
+        self._reclaim_handle: asyncio.TimerHandle | None = None
         self._armed_for: int | None = None
         self._waiters: dict[bytes, list[asyncio.Future[Respond]]] = {}
         self._closed = False
@@ -125,6 +129,8 @@ class Leader:
         self._closed = True
         if self._timer_handle is not None:
             self._timer_handle.cancel()
+        if self._reclaim_handle is not None:
+            self._reclaim_handle.cancel()
         if self._flusher is not None:
             self._wakeup.set()
             self._flusher.cancel()
@@ -202,11 +208,25 @@ class Leader:
                 await asyncio.sleep(STORE_FULL_RETRY_S)
         if self.store.forgotten_since_reclaim >= RECLAIM_AFTER_FORGOTTEN:
             self.store.reclaim_space(RECLAIM_MAX_PAGES)
+        elif self.store.forgotten_since_reclaim and self._reclaim_handle is None:
+            self._reclaim_handle = asyncio.get_running_loop().call_later(RECLAIM_IDLE_S, self._reclaim_later)
         for (_, fut), result in zip(batch, results, strict=True):
             for effect in result.effects:
                 self._carry_out(effect)
             if fut is not None and not fut.done():
                 fut.set_result(result)
+
+    def _reclaim_later(self) -> None:
+        """Give back the pages of the few invocations forgotten since the last reclaim. Runs
+        between flushes (a store transaction never spans an await), so never inside one."""
+        self._reclaim_handle = None
+        if self._closed or self.fatal is not None or not self.store.forgotten_since_reclaim:
+            return
+        try:
+            self.store.reclaim_space(RECLAIM_MAX_PAGES)
+        except sqlite3.Error:
+            log.warning("giving free store pages back failed; trying again after more are forgotten",
+                        exc_info=True)
 
     # ------------------------------------------------------------------ effects
 
