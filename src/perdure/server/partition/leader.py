@@ -10,6 +10,7 @@ timers). Nothing is acknowledged to anyone before its record is durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import sqlite3
@@ -44,6 +45,9 @@ RECLAIM_MAX_PAGES = 4096
 # Fewer forgotten than that (the tail of a purge, the last expiries before a quiet spell) are
 # given back this many seconds after the first of them, so an idle server ends up compact too.
 RECLAIM_IDLE_S = 5.0
+# Every this many records the store is made durable (a synced checkpoint) and the log's
+# segments wholly below its applied LSN are deleted: the log does not grow without bound.
+TRIM_EVERY_RECORDS = 20_000
 # How often applying a batch is tried again while the store's disk is full.
 STORE_FULL_RETRY_S = 0.5
 
@@ -79,6 +83,8 @@ class Leader:
         self._retry_seq = 0
         self._timer_handle: asyncio.TimerHandle | None = None
         self._reclaim_handle: asyncio.TimerHandle | None = None
+        self._records_since_trim = 0
+        self._trimmer: asyncio.Task | None = None
         self._armed_for: int | None = None
         self._waiters: dict[bytes, list[asyncio.Future[Respond]]] = {}
         self._closed = False
@@ -131,6 +137,9 @@ class Leader:
             self._timer_handle.cancel()
         if self._reclaim_handle is not None:
             self._reclaim_handle.cancel()
+        if self._trimmer is not None:
+            with contextlib.suppress(Exception):
+                await self._trimmer
         if self._flusher is not None:
             self._wakeup.set()
             self._flusher.cancel()
@@ -210,11 +219,29 @@ class Leader:
             self.store.reclaim_space(RECLAIM_MAX_PAGES)
         elif self.store.forgotten_since_reclaim and self._reclaim_handle is None:
             self._reclaim_handle = asyncio.get_running_loop().call_later(RECLAIM_IDLE_S, self._reclaim_later)
+        self._records_since_trim += len(batch)
+        if self._records_since_trim >= TRIM_EVERY_RECORDS and self._trimmer is None:
+            self._records_since_trim = 0
+            durable = self.store.make_durable()
+            if durable:
+                self._trimmer = asyncio.get_running_loop().create_task(self._trim_log(durable))
         for (_, fut), result in zip(batch, results, strict=True):
             for effect in result.effects:
                 self._carry_out(effect)
             if fut is not None and not fut.done():
                 fut.set_result(result)
+
+    async def _trim_log(self, durable_lsn: int) -> None:
+        """Delete the log segments wholly at or below `durable_lsn`, which the store holds
+        durably: a restart re-applies only what comes after it."""
+        try:
+            removed = await self.log.trim(durable_lsn)
+            if removed:
+                log.info("trimmed %d log segment(s) up to LSN %d", removed, durable_lsn)
+        except Exception:  # noqa: BLE001 - the log keeps the segments; tried again later
+            log.warning("trimming the log failed", exc_info=True)
+        finally:
+            self._trimmer = None
 
     def _reclaim_later(self) -> None:
         """Give back the pages of the few invocations forgotten since the last reclaim. Runs
