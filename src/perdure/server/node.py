@@ -61,12 +61,15 @@ class Node:
             log.info("exporting traces to %s", self.tracing.url)
         self.invoker = Invoker(self.leader, self.schema, cfg, signer, metrics=self.metrics, tracing=self.tracing)
         self.leader.invoker = self.invoker
-        self.leader.start()
         await self._serve(build_admin_app(self.schema, cfg, self.invoker.in_flight, leader=self.leader, signer=signer,
                                           metrics=self.metrics), cfg.admin_bind)
         await self._serve(build_ingress_app(self.leader, self.schema, cfg.max_request_body,
                                             DiskSpace(cfg.data_dir, cfg.min_free_disk_bytes), self.metrics,
                                             self.tracing), cfg.ingress_bind)
+        # Lead only once both ports are open: restarting a thousand in-flight attempts takes
+        # the loop a while, and health checks (and requests, which queue until the flusher
+        # runs) should not wait for it. The store is already up to date (recover above).
+        self.leader.start()
         log.info("perdure is ready: ingress on %s:%d, admin on %s:%d, data in %s",
                  *cfg.ingress_bind, *cfg.admin_bind, cfg.data_dir)
 
