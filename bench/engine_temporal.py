@@ -253,7 +253,9 @@ class TemporalEngine:
             lateness = await self._results(handles, time.perf_counter() + wait_s)
             wall = time.perf_counter() - t0
         cpu = self.cpu() - cpu0
-        return _sleep_result(count, submitted, wall, lateness, cpu, idle, sampler.peak)
+        from .workloads import sleep_result  # workloads imports the engines
+
+        return sleep_result(count, submitted, wall, lateness, cpu, idle, sampler.peak)
 
     async def recovery(self, count: int, steps: int = 5, wait_s: float = 300) -> dict:
         """Workload 6: ``count`` ``Slow(steps)`` workflows in flight, SIGKILL the dev
@@ -267,52 +269,10 @@ class TemporalEngine:
         with Sampler(self) as sampler:
             outs = await self._results(handles, time.perf_counter() + wait_s)
         total = time.perf_counter() - t0
-        return _recovery_result(count, steps, restart_s, total, outs, sampler.peak)
+        from .workloads import recovery_result
+
+        return recovery_result(count, steps, restart_s, total, outs, sampler.peak)
 
 
 async def _pair(answer: Awaitable[Any], expected: Any) -> tuple[Any, Any]:
     return await answer, expected
-
-
-def _sleep_result(
-    count: int,
-    submitted: float,
-    wall: float,
-    lateness: list[float],
-    cpu: float,
-    idle: int,
-    peak: int,
-) -> dict:
-    from .workloads import percentile
-
-    return {
-        "invocations": count,
-        "submit_s": submitted,
-        "wall_s": wall,
-        "throughput": count / wall,
-        "lateness_p50_ms": percentile(lateness, 50),
-        "lateness_p99_ms": percentile(lateness, 99),
-        "lateness_max_ms": max(lateness) if lateness else None,
-        "server_cpu_s": cpu,
-        "server_cpu_s_per_1000": cpu / count * 1000,
-        "server_rss_before": idle,
-        "server_peak_rss": peak,
-        "rss_per_sleeping_invocation": (peak - idle) / count,
-        "errors": [],
-        "error_count": 0,
-    }
-
-
-def _recovery_result(
-    count: int, steps: int, restart_s: float, total: float, outs: list[Any], peak: int
-) -> dict:
-    bad = [o for o in outs if o != steps]
-    return {
-        "invocations": count,
-        "restart_s": restart_s,
-        "recovery_s": total,
-        "throughput": count / total,
-        "server_peak_rss": peak,
-        "errors": [f"{len(bad)} wrong outputs, e.g. {bad[:3]!r}"] if bad else [],
-        "error_count": len(bad),
-    }

@@ -260,22 +260,7 @@ async def sleeps(
             lateness = await _attach_all(session, engine, ids, 256, time.perf_counter() + wait_s)
             wall = time.perf_counter() - t0
         cpu = engine.cpu() - cpu0
-    return {
-        "invocations": count,
-        "submit_s": submitted,
-        "wall_s": wall,
-        "throughput": count / wall,
-        "lateness_p50_ms": percentile(lateness, 50),
-        "lateness_p99_ms": percentile(lateness, 99),
-        "lateness_max_ms": max(lateness) if lateness else None,
-        "server_cpu_s": cpu,
-        "server_cpu_s_per_1000": cpu / count * 1000,
-        "server_rss_before": idle,
-        "server_peak_rss": sampler.peak,
-        "rss_per_sleeping_invocation": (sampler.peak - idle) / count,
-        "errors": [],
-        "error_count": 0,
-    }
+    return sleep_result(count, submitted, wall, lateness, cpu, idle, sampler.peak)
 
 
 async def recovery(
@@ -301,13 +286,48 @@ async def recovery(
         with Sampler(engine) as sampler:
             outs = await _attach_all(session, engine, ids, 256, time.perf_counter() + wait_s)
     total = time.perf_counter() - t0
+    return recovery_result(count, steps, restart_s, total, outs, sampler.peak)
+
+
+def sleep_result(
+    count: int,
+    submitted: float,
+    wall: float,
+    lateness: list[float],
+    cpu: float,
+    idle: int,
+    peak: int,
+) -> dict:
+    """The result of workload 5, the same for every engine."""
+    return {
+        "invocations": count,
+        "submit_s": submitted,
+        "wall_s": wall,
+        "throughput": count / wall,
+        "lateness_p50_ms": percentile(lateness, 50),
+        "lateness_p99_ms": percentile(lateness, 99),
+        "lateness_max_ms": max(lateness) if lateness else None,
+        "server_cpu_s": cpu,
+        "server_cpu_s_per_1000": cpu / count * 1000,
+        "server_rss_before": idle,
+        "server_peak_rss": peak,
+        "rss_per_sleeping_invocation": (peak - idle) / count,
+        "errors": [],
+        "error_count": 0,
+    }
+
+
+def recovery_result(
+    count: int, steps: int, restart_s: float, total: float, outs: list[Any], peak: int
+) -> dict:
+    """The result of workload 6, the same for every engine."""
     bad = [o for o in outs if o != steps]
     return {
         "invocations": count,
         "restart_s": restart_s,
         "recovery_s": total,
         "throughput": count / total,
-        "server_peak_rss": sampler.peak,
+        "server_peak_rss": peak,
         "errors": [f"{len(bad)} wrong outputs, e.g. {bad[:3]!r}"] if bad else [],
         "error_count": len(bad),
     }
