@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.cli.cli_helpers import GREETER, INTROSPECTED, perdure, rows, send, status, wait_status
-from tests.support import PerdureServer, ServiceProcess, free_port, http_request, wait_until
+from tests.support import free_port, http_request, wait_until
+from tests.support.stack import perdure_with_service
 
 INVOCATION_ID = re.compile(r"inv_1[0-9a-zA-Z]{33}")
 
@@ -18,16 +19,8 @@ INVOCATION_ID = re.compile(r"inv_1[0-9a-zA-Z]{33}")
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     """One perdure server with `Counter`, `Steps` and `Waiter` registered, shared by the module."""
-    base = tmp_path_factory.mktemp("cli")
-    server = PerdureServer(base / "perdure", log_dir=base / "logs")
-    server.start()
-    svc = ServiceProcess(INTROSPECTED, log_dir=base / "logs").start()
-    try:
-        server.register(svc.url)
+    with perdure_with_service(tmp_path_factory.mktemp("cli"), INTROSPECTED) as server:
         yield server
-    finally:
-        svc.stop()
-        server.cleanup()
 
 
 def ok(result) -> str:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 
 import pytest
 
 from tests.server.lifecycle_helpers import LIFECYCLE, post, query, status
 from tests.support import PerdureServer, http_get, wait_until
+from tests.support.stack import tmpfs
 
 MiB = 1024 * 1024
 
@@ -21,13 +21,8 @@ MiB = 1024 * 1024
 @pytest.fixture
 def small_disk(tmp_path):
     """A 32 MiB tmpfs mounted on a directory of the test, unmounted afterwards."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "disk", "32m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def free_bytes(path) -> int:

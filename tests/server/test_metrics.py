@@ -6,23 +6,16 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import PerdureServer, ServiceProcess, http_get, wait_until
+from tests.support import http_get, wait_until
+from tests.support.stack import perdure_with_service
 
 OBSERVED = "tests.server.services.observed:app"
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    base = tmp_path_factory.mktemp("metrics")
-    server = PerdureServer(base / "perdure", log_dir=base / "logs")
-    server.start()
-    svc = ServiceProcess(OBSERVED, log_dir=base / "logs").start()
-    try:
-        server.register(svc.url)
+    with perdure_with_service(tmp_path_factory.mktemp("metrics"), OBSERVED) as server:
         yield server
-    finally:
-        svc.stop()
-        server.cleanup()
 
 
 def scrape(server) -> dict[tuple[str, frozenset], float]:

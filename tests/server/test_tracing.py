@@ -14,7 +14,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from tests.cli.cli_helpers import rows
 from tests.server.otlp_receiver import OtlpReceiver, attributes
-from tests.support import PerdureServer, ServiceProcess, wait_until
+from tests.support import PerdureServer, wait_until
+from tests.support.stack import perdure_with_service
 
 OBSERVED = "tests.server.services.observed:app"
 
@@ -30,18 +31,10 @@ def receiver():
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, receiver):
-    base = tmp_path_factory.mktemp("tracing")
-    server = PerdureServer(base / "perdure", log_dir=base / "logs",
-                           extra_args=["--tracing-endpoint", receiver.url],
-                           env={"OTEL_BSP_SCHEDULE_DELAY": "50"})
-    server.start()
-    svc = ServiceProcess(OBSERVED, log_dir=base / "logs").start()
-    try:
-        server.register(svc.url)
+    with perdure_with_service(tmp_path_factory.mktemp("tracing"), OBSERVED,
+                              extra_args=["--tracing-endpoint", receiver.url],
+                              env={"OTEL_BSP_SCHEDULE_DELAY": "50"}) as server:
         yield server
-    finally:
-        svc.stop()
-        server.cleanup()
 
 
 def spans_of(receiver: OtlpReceiver, iid: str, attempts: int) -> tuple[Span, list[Span]]:

@@ -1,16 +1,26 @@
-"""Drive the partition state machine record by record, with a fake clock and no I/O."""
+"""Drive the partition state machine record by record, with a fake clock and no I/O; and,
+for the leader's own tests, a real leader on a real log and store (`open_leader`)."""
 
 from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
 
 from perdure.protocol.framing import FrameDecoder
 from perdure.protocol.ids import InvocationId
 from perdure.protocol.messages import message_type_of, pb
+from perdure.server.config import ServerConfig
+from perdure.server.invoker.invoker import Invoker
+from perdure.server.log.local import LocalLog, LocalLogConfig
 from perdure.server.partition.effects import SendToAttempt
 from perdure.server.partition.generated import records_pb2 as rec
+from perdure.server.partition.leader import Leader
 from perdure.server.partition.state_machine import ApplyResult, StateMachine
 from perdure.server.partition.store import Store
+from perdure.server.schema import Schema
 
-__all__ = ["DAY_MS", "Harness", "frames_to", "kinds"]
+__all__ = ["DAY_MS", "Harness", "LeaderNode", "frames_to", "kinds", "open_leader", "until"]
 
 DAY_MS = 86_400_000
 
@@ -109,3 +119,37 @@ def frames_to(result: ApplyResult, iid: bytes) -> list:
         if isinstance(e, SendToAttempt) and e.invocation_id == iid:
             out.extend(FrameDecoder().feed(e.frame))
     return out
+
+
+@dataclass
+class LeaderNode:
+    """A leader on a real log and store with an invoker (no ingress, no admin)."""
+
+    log: LocalLog
+    store: Store
+    schema: Schema
+    leader: Leader
+
+    async def close(self) -> None:
+        await self.leader.invoker.close()
+        await self.leader.close()
+        await self.log.close()
+        self.store.close()
+        self.schema.close()
+
+
+async def open_leader(directory: Path, *, store_path: Path | None = None,
+                      log_config: LocalLogConfig | None = None) -> LeaderNode:
+    """Open (or reopen) a node's log, store and schema under `directory`; not started."""
+    log_ = await LocalLog.open(directory / "log", log_config)
+    store = Store(store_path or directory / "partition.db")
+    schema = Schema(directory / "metadata.db")
+    leader = Leader(log_, store, StateMachine(store))
+    leader.invoker = Invoker(leader, schema, ServerConfig(data_dir=directory))
+    return LeaderNode(log_, store, schema, leader)
+
+
+async def until(condition, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.01)  # polling an observable state, not a delay to wait out

@@ -8,16 +8,11 @@ import asyncio
 import os
 
 from perdure.protocol.ids import InvocationId
-from perdure.server.config import ServerConfig
-from perdure.server.invoker.invoker import Invoker
-from perdure.server.log.local import LocalLog
 from perdure.server.partition import leader as leader_module
 from perdure.server.partition.effects import InvokeOutcome, ManageOutcome
 from perdure.server.partition.generated import records_pb2 as rec
-from perdure.server.partition.leader import Leader, now_ms
-from perdure.server.partition.state_machine import StateMachine
-from perdure.server.partition.store import Store
-from perdure.server.schema import Schema
+from perdure.server.partition.leader import now_ms
+from tests.server.partition.harness import open_leader, until
 
 
 def store_size(path) -> int:
@@ -25,19 +20,10 @@ def store_size(path) -> int:
     return os.path.getsize(path) + (os.path.getsize(wal) if os.path.exists(wal) else 0)
 
 
-async def until(condition, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)  # polling an observable state, not a delay to wait out
-
-
 async def test_fewer_forgotten_than_the_threshold_are_given_back_once_quiet(tmp_path, monkeypatch):
     monkeypatch.setattr(leader_module, "RECLAIM_IDLE_S", 0.05)
-    log_ = await LocalLog.open(tmp_path / "log")
-    store = Store(tmp_path / "partition.db")
-    schema = Schema(tmp_path / "metadata.db")
-    leader = Leader(log_, store, StateMachine(store))
-    leader.invoker = invoker = Invoker(leader, schema, ServerConfig(data_dir=tmp_path))
+    node = await open_leader(tmp_path)
+    store, leader = node.store, node.leader
     leader.start()
     try:
         store.reclaim_space()
@@ -61,8 +47,4 @@ async def test_fewer_forgotten_than_the_threshold_are_given_back_once_quiet(tmp_
         assert after < baseline + (full - baseline) // 10, (baseline, full, after)
         assert os.path.getsize(f"{store.path}-wal") == 0
     finally:
-        await invoker.close()
-        await leader.close()
-        await log_.close()
-        store.close()
-        schema.close()
+        await node.close()

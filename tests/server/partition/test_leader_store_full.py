@@ -8,31 +8,21 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import subprocess
 
 import pytest
 
 from perdure.protocol.ids import InvocationId
-from perdure.server.config import ServerConfig
-from perdure.server.invoker.invoker import Invoker
-from perdure.server.log.local import LocalLog
 from perdure.server.partition.effects import InvokeOutcome
 from perdure.server.partition.generated import records_pb2 as rec
-from perdure.server.partition.leader import Leader, now_ms
-from perdure.server.partition.state_machine import StateMachine
-from perdure.server.partition.store import Store
-from perdure.server.schema import Schema
+from perdure.server.partition.leader import now_ms
+from tests.server.partition.harness import open_leader, until
+from tests.support.stack import tmpfs
 
 
 @pytest.fixture
 def small_fs(tmp_path):
-    mount = tmp_path / "storefs"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "storefs", "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(path) -> None:
@@ -54,18 +44,9 @@ def scheduled_invoke(i: int) -> rec.Record:
         journal_retention_ms=60_000))
 
 
-async def until(condition, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)  # polling an observable state, not a delay to wait out
-
-
 async def test_a_full_store_delays_applying_a_durable_batch_until_space_returns(tmp_path, small_fs, caplog):
-    log_ = await LocalLog.open(tmp_path / "log")
-    store = Store(small_fs / "partition.db")
-    schema = Schema(tmp_path / "metadata.db")
-    leader = Leader(log_, store, StateMachine(store))
-    leader.invoker = invoker = Invoker(leader, schema, ServerConfig(data_dir=tmp_path))
+    node = await open_leader(tmp_path, store_path=small_fs / "partition.db")
+    log_, store, leader = node.log, node.store, node.leader
     leader.start()
     try:
         first = await leader.propose(scheduled_invoke(0))
@@ -86,8 +67,4 @@ async def test_a_full_store_delays_applying_a_durable_batch_until_space_returns(
             assert store.get_invocation(r.invoke.invocation_id).status == "scheduled"
         assert store.applied_lsn() == log_.last_lsn == 4
     finally:
-        await invoker.close()
-        await leader.close()
-        await log_.close()
-        store.close()
-        schema.close()
+        await node.close()

@@ -7,35 +7,15 @@ from __future__ import annotations
 import asyncio
 
 from perdure.protocol.ids import InvocationId
-from perdure.server.config import ServerConfig
-from perdure.server.invoker.invoker import Invoker
-from perdure.server.log.local import LocalLog, LocalLogConfig
+from perdure.server.log.local import LocalLogConfig
 from perdure.server.partition import leader as leader_module
 from perdure.server.partition.effects import InvokeOutcome
 from perdure.server.partition.generated import records_pb2 as rec
-from perdure.server.partition.leader import Leader, now_ms
-from perdure.server.partition.state_machine import StateMachine
+from perdure.server.partition.leader import now_ms
 from perdure.server.partition.store import Store
-from perdure.server.schema import Schema
+from tests.server.partition.harness import open_leader, until
 
 SMALL_SEGMENTS = LocalLogConfig(segment_size=16 * 1024)
-
-
-async def open_node(tmp_path):
-    log_ = await LocalLog.open(tmp_path / "log", SMALL_SEGMENTS)
-    store = Store(tmp_path / "partition.db")
-    schema = Schema(tmp_path / "metadata.db")
-    leader = Leader(log_, store, StateMachine(store))
-    leader.invoker = Invoker(leader, schema, ServerConfig(data_dir=tmp_path))
-    return log_, store, schema, leader
-
-
-async def close_node(log_, store, schema, leader) -> None:
-    await leader.invoker.close()
-    await leader.close()
-    await log_.close()
-    store.close()
-    schema.close()
 
 
 def invoke(iid: bytes) -> rec.Record:
@@ -48,17 +28,15 @@ def invoke(iid: bytes) -> rec.Record:
 
 async def test_segments_below_the_durable_store_are_deleted_and_a_restart_recovers(tmp_path, monkeypatch):
     monkeypatch.setattr(leader_module, "TRIM_EVERY_RECORDS", 100)
-    node = await open_node(tmp_path)
-    log_, store, _, leader = node
+    node = await open_leader(tmp_path, log_config=SMALL_SEGMENTS)
+    log_, store, leader = node.log, node.store, node.leader
     leader.start()
     ids = [InvocationId.generate().to_bytes() for _ in range(600)]
     try:
         for chunk in range(0, len(ids), 50):  # batches of 50, so several trims happen
             created = await asyncio.gather(*(leader.propose(invoke(iid)) for iid in ids[chunk:chunk + 50]))
             assert {r.outcome for r in created} == {InvokeOutcome.CREATED}
-        async with asyncio.timeout(10):
-            while leader._trimmer is not None:
-                await asyncio.sleep(0.01)  # polling an observable state, not a delay to wait out
+        await until(lambda: leader._trimmer is None)
         first, last = log_.first_lsn, log_.last_lsn
         assert last == 600
         assert first > 300, f"old segments were kept: the log still starts at LSN {first}"
@@ -66,11 +44,11 @@ async def test_segments_below_the_durable_store_are_deleted_and_a_restart_recove
         # What the log gave up is in the store.
         assert store.query("SELECT count(*) FROM invocation") == [(600,)]
     finally:
-        await close_node(*node)
+        await node.close()
 
     # A restart on the trimmed log: the store is the starting point; nothing is lost or doubled.
-    node = await open_node(tmp_path)
-    log_, store, _, leader = node
+    node = await open_leader(tmp_path, log_config=SMALL_SEGMENTS)
+    log_, store, leader = node.log, node.store, node.leader
     try:
         assert log_.first_lsn == first
         leader.recover()
@@ -81,7 +59,7 @@ async def test_segments_below_the_durable_store_are_deleted_and_a_restart_recove
         assert more.outcome == InvokeOutcome.CREATED
         assert store.query("SELECT count(*) FROM invocation") == [(601,)]
     finally:
-        await close_node(*node)
+        await node.close()
 
 
 async def test_the_store_is_durable_up_to_what_make_durable_returns(tmp_path):
