@@ -472,14 +472,13 @@ class LocalLog(Log):
         except LogWriteError:
             self._stats.failed_batches += 1
             raise
-        self._sync_average += (took - self._sync_average) * 0.2
-        self._stats.inline_batches += 1
-        self._committed(done, first_lsn, len(payloads))
-        if self.on_batch_written is not None:
-            self.on_batch_written(len(payloads), done.bytes_written, took)
+        self._committed(done, first_lsn, len(payloads), took, inline=True)
         return list(range(first_lsn, first_lsn + len(payloads)))
 
-    def _committed(self, done: _BatchDone, first_lsn: int, count: int) -> None:
+    def _committed(self, done: _BatchDone, first_lsn: int, count: int, took: float, *, inline: bool) -> None:
+        """Account for a group commit that made `count` records from `first_lsn` durable in
+        `took` seconds of disk time."""
+        self._sync_average += (took - self._sync_average) * 0.2
         if done.segment_first_lsn != self._segments[-1]:
             self._segments.append(done.segment_first_lsn)
         self._active_end = done.end
@@ -489,6 +488,9 @@ class LocalLog(Log):
         stats.batches += 1
         stats.fsyncs += done.fsyncs
         stats.bytes_written += done.bytes_written
+        stats.inline_batches += inline
+        if self.on_batch_written is not None:
+            self.on_batch_written(count, done.bytes_written, took)
 
     def _check_payloads(self, payloads: Sequence[bytes]) -> None:
         limit = self._config.max_record_size
@@ -573,14 +575,12 @@ class LocalLog(Log):
             self._payloads, self._waiters = [], []
             first_lsn = self._last_lsn + 1
             self._writing = True
-            started = time.perf_counter()
+            inline = self._sync_average < self._config.inline_sync_budget_s
             try:
-                if self._sync_average < self._config.inline_sync_budget_s:
+                if inline:
                     done, took = _timed_write(self._files, payloads, first_lsn)
-                    self._stats.inline_batches += 1
                 else:
                     done, took = await run(self._executor, _timed_write, self._files, payloads, first_lsn)
-                self._sync_average += (took - self._sync_average) * 0.2
             except LogWriteError as error:
                 self._stats.failed_batches += 1
                 _fail(waiters, error)
@@ -594,9 +594,7 @@ class LocalLog(Log):
                 raise
             finally:
                 self._writing = False
-            self._committed(done, first_lsn, len(payloads))
-            if self.on_batch_written is not None:
-                self.on_batch_written(len(payloads), done.bytes_written, time.perf_counter() - started)
+            self._committed(done, first_lsn, len(payloads), took, inline=inline)
             lsn = first_lsn
             for future, count in waiters:
                 if count == _SINGLE:
