@@ -209,9 +209,9 @@ class Leader:
             except sqlite3.OperationalError as e:
                 if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
                     raise
-                # The batch is durable in the log and the store rolled it back: apply it again
-                # once there is room. New requests meanwhile get 503 from the ingress.
-                self.store.roll_back_if_open()
+                # The batch is durable in the log and the store rolled it back (the transaction
+                # ends itself on any failure): apply it again once there is room. New requests
+                # meanwhile get 503 from the ingress.
                 log.error("the store is out of disk space; applying %d records again in %.1fs",
                           len(batch), STORE_FULL_RETRY_S)
                 await asyncio.sleep(STORE_FULL_RETRY_S)

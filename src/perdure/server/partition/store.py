@@ -325,11 +325,6 @@ class Store:
         finally:
             self._in_tx = False
 
-    def roll_back_if_open(self) -> None:
-        """End a transaction SQLite left open after a failed COMMIT (e.g. a full disk)."""
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-
     def reclaim_space(self, max_pages: int | None = None) -> None:
         """Give free pages back to the file system (up to `max_pages`, else all) and truncate
         the write-ahead log. Outside a transaction."""
