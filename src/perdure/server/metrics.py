@@ -70,14 +70,21 @@ class Metrics:
             "Attempts that failed, by service and failure kind (handler_error, protocol_violation, "
             "command_rejected, internal, or the transport failure: connect_failed, stream_reset, ...).",
             ["service", "kind"], registry=r)
+        self._ingress_children: dict[tuple[str, str, int], tuple] = {}
+        self._attempt_children: dict[str, object] = {}
 
     # ------------------------------------------------------------------ what the layers call
 
     def ingress_answered(self, method: str, kind: str, status: int, seconds: float) -> None:
         # A client can send any method token: keep the label's values few.
         method = method if method in _METHODS else "other"
-        self.ingress_requests.labels(method, kind, str(status)).inc()
-        self.ingress_duration.labels(kind).observe(seconds)
+        key = (method, kind, status)
+        children = self._ingress_children.get(key)
+        if children is None:  # labels() takes a lock and builds a key each call: look up once
+            children = self._ingress_children[key] = (
+                self.ingress_requests.labels(method, kind, str(status)), self.ingress_duration.labels(kind))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def log_batch_written(self, records: int, size: int, seconds: float) -> None:
         self.log_append_duration.observe(seconds)
@@ -85,7 +92,10 @@ class Metrics:
         self.log_batch_bytes.observe(size)
 
     def attempt_started(self, service: str) -> None:
-        self.invoker_attempts.labels(service).inc()
+        child = self._attempt_children.get(service)
+        if child is None:
+            child = self._attempt_children[service] = self.invoker_attempts.labels(service)
+        child.inc()
 
     def attempt_failed(self, service: str, kind: str) -> None:
         self.invoker_failures.labels(service, kind).inc()
