@@ -31,6 +31,7 @@ from pathlib import Path
 
 from perdure.protocol.ids import InvalidId, InvocationId, partition_key_for_key
 from perdure.protocol.messages import MessageType, message_class, pb
+from perdure.server.partition.store import ordered_key_id
 
 __all__ = [
     "ColumnType",
@@ -279,8 +280,9 @@ def _journal_columns() -> list[Col]:
         cid=field_of.format(j=j, f="invocation_id_notification_idx"),
     ) + f" AND n.entry_type = {int(MessageType.CALL_INVOCATION_ID_COMPLETION)}"
     return [
-        Col("partition_key", T.UINT64, _id_pk(f"{j}.invocation_id")),
-        Col("id", T.UTF8, _id_str(f"{j}.invocation_id")),
+        # The journal keys an invocation by `ordered_key` (its ULID first); back to the id:
+        Col("partition_key", T.UINT64, _id_pk(f"perdure_journal_id({j}.invocation_id)")),
+        Col("id", T.UTF8, _id_str(f"perdure_journal_id({j}.invocation_id)")),
         Col("index", T.UINT32, f"{j}.idx"),
         Col("entry_type", T.UTF8, _entry_type_case(f"{j}.entry_type")),
         Col("name", T.UTF8, field_of.format(j=j, f="name")),
@@ -475,6 +477,10 @@ def _sql_id_string(blob: bytes | None) -> str | None:
         return str(InvocationId.from_bytes(blob))
     except InvalidId:
         return None
+
+
+def _sql_journal_id(key: bytes | None) -> bytes | None:
+    return None if key is None else ordered_key_id(key)
 
 
 def _sql_id_bytes(text: str | None) -> bytes | None:
@@ -788,6 +794,7 @@ class ReadConnection:
         db.create_function("perdure_key_partition_key", 1, _sql_key_partition_key, **det)
         db.create_function("perdure_id_string", 1, _sql_id_string, **det)
         db.create_function("perdure_id_bytes", 1, _sql_id_bytes, **det)
+        db.create_function("perdure_journal_id", 1, _sql_journal_id, **det)
         db.create_function("perdure_utf8", 1, _sql_utf8, **det)
         db.create_function("perdure_duration", 1, _sql_duration, **det)
         db.create_function("perdure_endpoint", 1, _sql_endpoint, **det)

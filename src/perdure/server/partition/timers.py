@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import bisect
 
-from perdure.server.partition.store import Store
+from perdure.server.partition.store import Store, ordered_key, ordered_key_id
 
 __all__ = ["TimerKey", "TimerQueue"]
 
-TimerKey = tuple[int, bytes, int, int]  # (due_at, invocation_id, kind, completion_id)
+# (due_at, key, kind, completion_id), `key` the invocation's `ordered_key`: entries sort as the
+# store's pages do. `add` takes and `pop_due` gives invocation ids.
+TimerKey = tuple[int, bytes, int, int]
 
 # Greater than any invocation id, kind or completion id: (t, _TOP...) closes "everything due by t".
 _TOP_ID = b"\xff" * 64
@@ -72,7 +74,7 @@ class TimerQueue:
 
     def add(self, due_at: int, invocation_id: bytes, kind: int, completion_id: int) -> None:
         """A timer the state machine just stored."""
-        key = (due_at, invocation_id, kind, completion_id)
+        key = (due_at, ordered_key(invocation_id), kind, completion_id)
         if self._loaded_through is None or key > self._loaded_through:
             return  # beyond the window: stored only, the next page finds it
         bisect.insort(self._entries, key)
@@ -81,19 +83,21 @@ class TimerQueue:
             self._loaded_through = self._entries[-1]
             self._complete_until = None
 
-    def pop_due(self, now: int) -> list[TimerKey]:
-        """Remove and return the timers due by `now`, soonest first, paging in more as needed."""
+    def pop_due(self, now: int) -> list[tuple[int, bytes, int, int]]:
+        """Remove and return the timers due by `now` as (due_at, invocation_id, kind,
+        completion_id), soonest first, paging in more as needed."""
         due: list[TimerKey] = []
         while True:
             n = bisect.bisect_right(self._entries, (now, _TOP_ID, _TOP_INT, _TOP_INT))
             due.extend(self._entries[:n])
             del self._entries[:n]
             if not self._needs_page(now):
-                return due
+                break
             before = (len(self._entries), self._loaded_through)
             self.load(now)
             if (len(self._entries), self._loaded_through) == before:
-                return due
+                break
+        return [(t, ordered_key_id(key), kind, cid) for t, key, kind, cid in due]
 
     def next_wakeup(self) -> int | None:
         """When `pop_due` should next be called: the soonest timer, or the next page."""
