@@ -293,6 +293,20 @@ class H2Stream:
             offset += sent
             await self._connection._drain()
 
+    def send_nowait(self, data: bytes) -> bool:
+        """Queue ``data`` at once if the flow-control windows take all of it and the socket is
+        not backed up; False (nothing sent) when `send` would have to wait, or after a
+        failure (which `send` then raises)."""
+        if self._error is not None or self._peer_done_with_request or self._local_ended:
+            return False
+        connection = self._connection
+        if connection._write_paused or connection._failure is not None:
+            return False
+        if connection._h2.local_flow_control_window(self.stream_id) < len(data):
+            return False
+        connection._send_frames(self.stream_id, memoryview(data).cast("B"), 0)
+        return True
+
     async def end(self) -> None:
         """Finish the request body (END_STREAM); the response can still be read."""
         if self._local_ended or not self._may_send():

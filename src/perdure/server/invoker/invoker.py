@@ -143,6 +143,8 @@ class Attempt:
     last_activity: float = field(default_factory=time.monotonic)
     next_command_index: int = 0  # the command index the next command from the deployment gets
     trace: AttemptTrace | None = None  # its span, when tracing is on
+    stream: InvocationStream | None = None  # a bidirectional stream, once open
+    writer: asyncio.Task | None = None  # sends the outbox when the stream cannot take it at once
 
 
 class Invoker:
@@ -190,8 +192,15 @@ class Invoker:
     def send(self, invocation_id: bytes, attempt: int, frame: bytes) -> None:
         a = self._attempts.get(invocation_id)
         if a is not None and a.attempt == attempt and a.request_open:
+            # Straight onto the stream when it takes the frame now and nothing queued is ahead
+            # of it; else through the outbox and the attempt's writer task (started on first need).
+            if a.stream is not None and not a.outbox and a.stream.send_nowait(frame):
+                a.last_activity = time.monotonic()
+                return
             a.outbox.append(frame)
             a.wakeup.set()
+            if a.stream is not None and a.writer is None:
+                a.writer = asyncio.get_running_loop().create_task(self._write_loop(a, a.stream))
 
     def abort(self, invocation_id: bytes) -> None:
         a = self._attempts.get(invocation_id)
@@ -284,7 +293,6 @@ class Invoker:
             self._fail(a, effect, row, str(e), None, kind="internal")
             return
 
-        writer: asyncio.Task | None = None
         watchdog: asyncio.TimerHandle | None = None
         try:
             await stream.send(self._start_frames(row, journal, state, version))
@@ -292,7 +300,9 @@ class Invoker:
             bidi = (deployment.protocol_mode == "BIDI_STREAM" and not deployment.use_http_11
                     and not self._request_response_forced(row, deployment))
             if bidi:
-                writer = asyncio.get_running_loop().create_task(self._write_loop(a, stream))
+                a.stream = stream
+                if a.outbox:
+                    a.writer = asyncio.get_running_loop().create_task(self._write_loop(a, stream))
                 watchdog = self._arm_inactivity(a, stream, row, deployment)
             else:
                 a.request_open = False
@@ -357,8 +367,9 @@ class Invoker:
                 announce.cancel()
             if watchdog is not None:
                 watchdog.cancel()
-            if writer is not None:
-                writer.cancel()
+            a.stream = None
+            if a.writer is not None:
+                a.writer.cancel()
             a.request_open = False
             await stream.close()
 
@@ -530,13 +541,16 @@ class Invoker:
 
     async def _write_loop(self, a: Attempt, stream: InvocationStream) -> None:
         while a.request_open:
-            await a.wakeup.wait()
-            a.wakeup.clear()
             if a.outbox:
+                # Taken off the outbox only once sent: until then `send` queues behind it.
+                taken = len(a.outbox)
                 data = b"".join(a.outbox)
-                a.outbox.clear()
                 a.last_activity = time.monotonic()
                 await stream.send(data)
+                del a.outbox[:taken]
+                continue
+            a.wakeup.clear()
+            await a.wakeup.wait()
         # The attempt ended or the inactivity timer closed our side.
 
     def _arm_inactivity(self, a: Attempt, stream: InvocationStream, row, dep: Deployment, *,

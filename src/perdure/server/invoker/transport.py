@@ -82,6 +82,11 @@ class InvocationStream(abc.ABC):
     async def send(self, data: bytes) -> None:
         """Write request bytes (HTTP/2: sent now, under flow control; HTTP/1.1: buffered)."""
 
+    def send_nowait(self, data: bytes) -> bool:
+        """Send ``data`` without waiting if the transport can take it right now; False (nothing
+        sent) otherwise, and the caller uses `send`."""
+        return False
+
     @abc.abstractmethod
     async def end(self) -> None:
         """Close the request body. HTTP/1.1 performs the request here. Idempotent."""
@@ -134,6 +139,9 @@ class _H2InvocationStream(InvocationStream):
             await self._stream.send(data)
         except TransportError as error:
             raise self._failed(error) from error
+
+    def send_nowait(self, data: bytes) -> bool:
+        return self._stream.send_nowait(data)
 
     async def end(self) -> None:
         try:
