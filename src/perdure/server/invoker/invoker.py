@@ -322,8 +322,12 @@ class Invoker:
                 a.last_activity = time.monotonic()
                 if not chunk:
                     break
-                for frame in decoder.feed(chunk):
-                    done = self._on_frame(a, row, frame, version, effect, server_header)
+                frames = decoder.feed(chunk)
+                last = len(frames) - 1
+                for i, frame in enumerate(frames):
+                    # A command with the End right behind it is proposed as one record.
+                    then_end = i < last and frames[i + 1].type == T.END
+                    done = self._on_frame(a, row, frame, version, effect, server_header, then_end)
                     if done:
                         break
             if not done:
@@ -373,9 +377,11 @@ class Invoker:
             a.request_open = False
             await stream.close()
 
-    def _on_frame(self, a: Attempt, row, frame, version: int, effect, server_header) -> bool:
+    def _on_frame(self, a: Attempt, row, frame, version: int, effect, server_header,
+                  then_end: bool = False) -> bool:
         """Turn one frame from the deployment into a record. Returns True once the attempt
-        has ended (End, Suspension or Error)."""
+        has ended (End, Suspension or Error). With `then_end` (a command followed by End in
+        the same read), the command's record also ends the attempt and True is returned."""
         mtype = frame.type
         if 0x0400 <= mtype <= 0x7FFF:
             msg = decode_message(mtype, frame.payload, version)  # reject garbage before storing it
@@ -386,6 +392,13 @@ class Invoker:
             cmd = rec.JournalCommand(message_type=mtype, payload=frame.payload, requested_ack=frame.requested_ack)
             if mtype in (T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND):
                 self._resolve_call_target(msg, cmd)
+            if then_end:
+                a.request_open = False
+                self._forget(a)
+                if a.trace is not None:
+                    a.trace.outcome("end")
+                self.leader.propose(effect(command=cmd, then_end=True), wait=False)
+                return True
             self.leader.propose(effect(command=cmd), wait=False)
             return False
         if mtype not in _ALLOWED_FROM_SDK:

@@ -264,6 +264,8 @@ class StateMachine:
         kind = eff.WhichOneof("kind")
         if kind == "command":
             self._apply_command(row, eff.command, ts, result)
+            if eff.then_end and row.status == INVOKED:
+                self.complete(row, ts, result)
         elif kind == "run_proposal":
             self._apply_run_proposal(row, eff.run_proposal, ts, result)
         elif kind == "suspended":
