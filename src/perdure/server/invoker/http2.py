@@ -63,6 +63,8 @@ MiB = 1 << 20
 # Precedents: hyper's HTTP/2 client uses 2 MiB per stream and 5 MiB per connection; Go's
 # net/http2 transport 4 MiB per stream and 1 GiB per connection.
 DEFAULT_STREAM_WINDOW = 16 * MiB
+# Bytes read on a stream before they are acknowledged to h2 (and so to the peer's windows).
+_ACK_EVERY_BYTES = 64 * 1024
 DEFAULT_CONNECTION_WINDOW = 64 * MiB
 # Largest DATA frame we accept. The RFC default is 16 KiB; larger frames cut per-frame work,
 # which matters in Python. Senders may still use smaller frames.
@@ -211,6 +213,7 @@ class H2Stream:
         self.stream_id = stream_id
         self._head: ResponseHead | None = None
         self._chunks: collections.deque[tuple[bytes, int]] = collections.deque()
+        self._unacked = 0  # flow-controlled bytes read and not yet handed back to h2
         self._remote_ended = False
         self._local_ended = False
         # The peer finished its response and then reset with NO_ERROR: it wants no more of
@@ -272,7 +275,13 @@ class H2Stream:
                 parts.append(part)
                 flow += part_flow
             data = b"".join(parts)
-        self._connection._acknowledge(self.stream_id, flow)
+        # Handed back to the peer's windows in bulk: h2's bookkeeping per read cost ~3% of
+        # the server's CPU under the 10-step workload. What is left when the stream is
+        # released goes back to the connection window then (`H2Connection._release`).
+        self._unacked += flow
+        if self._unacked >= _ACK_EVERY_BYTES:
+            self._connection._acknowledge(self.stream_id, self._unacked)
+            self._unacked = 0
         return data
 
     # -- sending ---------------------------------------------------------------------------
@@ -867,6 +876,9 @@ class H2Connection(asyncio.Protocol):
     def _release(self, stream: H2Stream) -> None:
         if self._streams.pop(stream.stream_id, None) is None:
             return
+        if stream._unacked:
+            self._acknowledge(stream.stream_id, stream._unacked)  # the connection window's share
+            stream._unacked = 0
         self._wake_slot_waiter()
         if self._streams or self._failure is not None:
             return
