@@ -399,7 +399,10 @@ class Invoker:
                     a.trace.outcome("end")
                 self.leader.propose(effect(command=cmd, then_end=True), wait=False)
                 return True
-            self.leader.propose(effect(command=cmd), wait=False)
+            # A run command starts nothing and nobody waits for it unless an ack was asked:
+            # it shares the commit of the step's result (Leader.propose, lazy).
+            self.leader.propose(effect(command=cmd), wait=False,
+                                lazy=mtype == T.RUN_COMMAND and not frame.requested_ack)
             return False
         if mtype not in _ALLOWED_FROM_SDK:
             raise ProtocolError(f"unexpected message type 0x{mtype:04x} from the deployment")
