@@ -493,7 +493,8 @@ class StateMachine:
         store.put_invocation(row)
         # Nothing it waited on matters any more.
         store.delete_timers_of(row.id, TimerKind.SLEEP)
-        store.forget_promise_listener(row.id)
+        if row.service_ty == "workflow":  # only workflows await promises (check_command)
+            store.forget_promise_listener(row.id)
         self._schedule_cleanup(row, ts, result)
         result.effects.append(self.respond(row))
         if _needs_lock(row.service_ty, row.handler_ty) and store.lock_holder(row.service, row.key) == row.id:
