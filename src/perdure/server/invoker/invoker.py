@@ -145,6 +145,7 @@ class Attempt:
     trace: AttemptTrace | None = None  # its span, when tracing is on
     stream: InvocationStream | None = None  # a bidirectional stream, once open
     writer: asyncio.Task | None = None  # sends the outbox when the stream cannot take it at once
+    flush_scheduled: bool = False  # waits in Invoker._to_flush
 
 
 class Invoker:
@@ -159,6 +160,7 @@ class Invoker:
         self.config = config
         self.pool = TransportPool(connect_timeout=config.connect_timeout_s)
         self._attempts: dict[bytes, Attempt] = {}
+        self._to_flush: list[Attempt] = []  # attempts with frames to write this loop turn
         self._closed = False
 
     # ------------------------------------------------------------------ AttemptRunner
@@ -192,14 +194,30 @@ class Invoker:
     def send(self, invocation_id: bytes, attempt: int, frame: bytes) -> None:
         a = self._attempts.get(invocation_id)
         if a is not None and a.attempt == attempt and a.request_open:
-            # Straight onto the stream when it takes the frame now and nothing queued is ahead
-            # of it; else through the outbox and the attempt's writer task (started on first need).
-            if a.stream is not None and not a.outbox and a.stream.send_nowait(frame):
-                a.last_activity = time.monotonic()
-                return
             a.outbox.append(frame)
-            a.wakeup.set()
-            if a.stream is not None and a.writer is None:
+            if a.writer is not None:
+                a.wakeup.set()
+            elif a.stream is not None and not a.flush_scheduled:
+                # Everything sent to this attempt while the current batch is carried out
+                # leaves together, later in this loop turn (`_flush_outboxes`).
+                a.flush_scheduled = True
+                self._to_flush.append(a)
+                if len(self._to_flush) == 1:
+                    asyncio.get_running_loop().call_soon(self._flush_outboxes)
+
+    def _flush_outboxes(self) -> None:
+        """Write each waiting outbox straight onto its stream when the stream's window takes
+        it; an attempt whose stream cannot take it now gets a writer task that waits."""
+        todo, self._to_flush = self._to_flush, []
+        for a in todo:
+            a.flush_scheduled = False
+            if not a.outbox or not a.request_open or a.stream is None or a.writer is not None:
+                continue
+            data = b"".join(a.outbox)
+            if a.stream.send_nowait(data):
+                a.outbox.clear()
+                a.last_activity = time.monotonic()
+            else:
                 a.writer = asyncio.get_running_loop().create_task(self._write_loop(a, a.stream))
 
     def abort(self, invocation_id: bytes) -> None:
