@@ -307,11 +307,9 @@ class _Connection(asyncio.Protocol):
             self._can_write.set_result(None)
 
     def eof_received(self) -> bool | None:
-        # A client that half-closes after its last request still gets the answers pending.
-        if self._worker is None and not self._pending:
-            return None  # close now
-        self._closing = True
-        return True
+        # A client that stops sending is taken as gone (as hyper and uvicorn take it): closing
+        # cancels what it was waiting for instead of keeping an invocation's waiter for nobody.
+        return None
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
