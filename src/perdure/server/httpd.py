@@ -372,8 +372,10 @@ class _Connection(asyncio.Protocol):
             self._refuse(self._app.too_large(request, limit))
             self._skip_body = True
             return
+        # Only when nothing is being answered: an interim answer must not overtake a final one.
+        # (A client whose 100 is skipped sends its body after a short wait, as RFC 9110 expects.)
         if headers.get("expect", "").lower() == "100-continue" and request.version == "1.1" \
-                and self._transport is not None:
+                and self._transport is not None and self._worker is None and not self._pending:
             self._transport.write(_CONTINUE)
 
     def on_body(self, data: bytes) -> None:
