@@ -294,3 +294,27 @@ def test_a_started_perdure_server_never_imports_aiohttp(tmp_path):
     imported = [line.rsplit("|", 1)[-1].strip() for line in log.splitlines() if line.startswith("import time:")]
     assert "perdure.server.httpd" in imported, "the import listing is missing: the check would prove nothing"
     assert [m for m in imported if m.split(".")[0] == "aiohttp"] == []
+
+
+async def test_a_handler_that_raises_or_answers_a_split_header_gets_500_and_the_connection_lives_on():
+    async def boom(_request: Request) -> Response:
+        raise RuntimeError("on purpose")
+
+    async def split(_request: Request) -> Response:
+        return Response(headers={"x-evil": "a\r\nSet-Cookie: b"})
+
+    app = App(LIMIT)
+    app.router.add_get("/boom", boom)
+    app.router.add_get("/split", split)
+    server = HttpServer(app)
+    await server.start("127.0.0.1", 0)
+    port = next(iter(server.sockets)).getsockname()[1]
+    try:
+        reader, writer = await _connect(port)
+        writer.write(b"GET /boom HTTP/1.1\r\nHost: t\r\n\r\nGET /split HTTP/1.1\r\nHost: t\r\n\r\n")
+        first, second = await _read_response(reader), await _read_response(reader)
+        assert (first[0], second[0]) == (500, 500)
+        assert "set-cookie" not in second[1]
+        writer.close()
+    finally:
+        await server.stop(grace_s=1)

@@ -133,7 +133,10 @@ class Response:
         lines = [f"HTTP/1.1 {self.status} {reason}"]
         if self.content_type is not None:
             lines.append(f"Content-Type: {self.content_type}")
-        lines.extend(f"{name}: {value}" for name, value in self.headers.items())
+        for name, value in self.headers.items():
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                raise ValueError(f"header {name!r} would split the response: {value!r}")
+            lines.append(f"{name}: {value}")
         lines.append(f"Content-Length: {len(self.body)}")
         lines.append(f"Date: {_http_date()}")
         if not keep_alive:
@@ -252,6 +255,8 @@ class _HeadTooLarge(Exception):
 
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# aiohttp's words for a handler that raised.
+_INTERNAL_ERROR = Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
 
 
 class _Connection(asyncio.Protocol):
@@ -429,8 +434,7 @@ class _Connection(asyncio.Protocol):
                 request, keep_alive = item
                 response = await self._respond(request)
                 keep_alive = keep_alive and not self._server.stopping and not (self._closing and not self._pending)
-                await self._write(response.encode(head_only=request.method == "HEAD", keep_alive=keep_alive,
-                                                  http10=request.version == "1.0"))
+                await self._write(self._encode(request, response, keep_alive))
                 if not keep_alive:
                     self._close()
                     return
@@ -449,7 +453,16 @@ class _Connection(asyncio.Protocol):
             raise
         except Exception:
             log.exception("%s %s failed", request.method, request.raw_path)
-            return Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
+            return _INTERNAL_ERROR
+
+    @staticmethod
+    def _encode(request: Request, response: Response, keep_alive: bool) -> bytes:
+        head_only, http10 = request.method == "HEAD", request.version == "1.0"
+        try:
+            return response.encode(head_only=head_only, keep_alive=keep_alive, http10=http10)
+        except ValueError:
+            log.exception("%s %s: the answer cannot be sent", request.method, request.raw_path)
+            return _INTERNAL_ERROR.encode(head_only=head_only, keep_alive=keep_alive, http10=http10)
 
     async def _write(self, data: bytes) -> None:
         if self._can_write is not None and not self._can_write.done():
