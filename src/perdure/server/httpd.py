@@ -31,9 +31,9 @@ log = logging.getLogger("perdure.httpd")
 
 # aiohttp's and nginx's default keep-alive idle time (nginx: 75 s too).
 KEEP_ALIVE_TIMEOUT_S = 75.0
-# Request line plus headers. hyper (Restate's server) buffers about 400 KiB; nginx allows 4 x 8 KiB
-# per line by default, aiohttp 8 KiB per line. 64 KiB in total is generous for any real client.
-MAX_HEAD_BYTES = 64 * 1024
+# Request line plus headers: hyper's default read buffer (Restate's ingress answers 431 past it).
+# nginx allows 4 x 8 KiB per line by default, aiohttp 8 KiB per line.
+MAX_HEAD_BYTES = 400 * 1024
 # Requests parsed ahead of the one being answered before the connection stops reading.
 MAX_PIPELINED = 16
 # After refusing a request whose body is still arriving, how long the body is read and dropped
@@ -130,7 +130,8 @@ class Response:
             reason = HTTPStatus(self.status).phrase
         except ValueError:
             reason = ""
-        lines = [f"HTTP/1.1 {self.status} {reason}"]
+        # An HTTP/1.0 client gets an HTTP/1.0 status line, as hyper (Restate) sends it.
+        lines = [f"HTTP/1.0 {self.status} {reason}" if http10 else f"HTTP/1.1 {self.status} {reason}"]
         if self.content_type is not None:
             lines.append(f"Content-Type: {self.content_type}")
         for name, value in self.headers.items():
@@ -139,10 +140,11 @@ class Response:
             lines.append(f"{name}: {value}")
         lines.append(f"Content-Length: {len(self.body)}")
         lines.append(f"Date: {_http_date()}")
-        if not keep_alive:
+        if http10:
+            if keep_alive:  # closing is HTTP/1.0's default: only staying open is said
+                lines.append("Connection: keep-alive")
+        elif not keep_alive:
             lines.append("Connection: close")
-        elif http10:
-            lines.append("Connection: keep-alive")
         lines.append("\r\n")
         head = "\r\n".join(lines).encode("latin-1")
         return head if head_only else head + self.body
