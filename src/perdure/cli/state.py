@@ -65,7 +65,8 @@ def _replace(client: AdminClient, service: str, key: str, new_state: dict[str, b
     try:
         client.request("POST", f"/services/{service}/state", body)
     except AdminError as e:
-        # aiohttp's own answer for an unknown route: the server has no such endpoint at all.
+        # The admin router's own answer for an unknown route (perdure's, worded as aiohttp's was):
+        # the server has no such endpoint at all.
         if e.status in (404, 405) and e.message.startswith(("404: Not Found", "405: Method Not Allowed")):
             render.fail(f"the server at {client.base_url} cannot edit state: POST /services/{service}/state "
                         f"answered HTTP {e.status} ({e.message}); it does not implement this endpoint")

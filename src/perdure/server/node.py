@@ -7,12 +7,11 @@ import asyncio
 import logging
 import signal
 
-from aiohttp import web
-
 from perdure.protocol.messages import MessageType
 from perdure.server.admin.http import build_admin_app
 from perdure.server.config import ServerConfig
 from perdure.server.disk_space import DiskSpace
+from perdure.server.httpd import App, HttpServer
 from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import build_ingress_app
 from perdure.server.invoker.invoker import Invoker
@@ -32,7 +31,7 @@ log = logging.getLogger("perdure.node")
 class Node:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self._runners: list[web.AppRunner] = []
+        self._servers: list[HttpServer] = []
         self.metrics = Metrics()
         self.tracing = None
 
@@ -86,17 +85,15 @@ class Node:
         except Exception:  # noqa: BLE001 - tracing must never stop the partition
             log.exception("could not emit the invocation span of %s", done.invocation_id.hex())
 
-    async def _serve(self, app: web.Application, bind: tuple[str, int]) -> None:
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, bind[0], bind[1], reuse_address=True, backlog=1024)
-        await site.start()
-        self._runners.append(runner)
+    async def _serve(self, app: App, bind: tuple[str, int]) -> None:
+        server = HttpServer(app)
+        await server.start(bind[0], bind[1], backlog=1024)
+        self._servers.append(server)
 
     async def stop(self) -> None:
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-        self._runners.clear()
+        for server in reversed(self._servers):
+            await server.stop()
+        self._servers.clear()
         await self.invoker.close()
         await self.leader.close()
         await self.log.close()

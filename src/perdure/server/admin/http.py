@@ -13,8 +13,6 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from aiohttp import web
-
 from perdure._version import __version__
 from perdure.protocol.ids import DeploymentId, InvalidId, InvocationId
 from perdure.protocol.manifest import ManifestError, parse_manifest
@@ -23,6 +21,7 @@ from perdure.server.admin.openapi import service_openapi
 from perdure.server.admin.query import QueryEngine, add_query_routes
 from perdure.server.admin.webui import add_webui_routes
 from perdure.server.config import ServerConfig
+from perdure.server.httpd import App, Request, Response, json_response
 from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import parse_duration_ms
 from perdure.server.invoker.transport_discovery import DiscoveryError, discover
@@ -42,8 +41,8 @@ _SERVICE_TY = {"service": "Service", "virtual_object": "VirtualObject", "workflo
 _HANDLER_TY = {"exclusive": "Exclusive", "shared": "Shared", "workflow": "Workflow", "": None}
 
 
-def _error(status: int, message: str, code: str | None = None) -> web.Response:
-    return web.json_response({"message": message, "restate_code": code}, status=status)
+def _error(status: int, message: str, code: str | None = None) -> Response:
+    return json_response({"message": message, "restate_code": code}, status=status)
 
 
 def _rfc3339(ms: int) -> str:
@@ -234,14 +233,14 @@ _MANAGE_ANSWERS: dict[ManageOutcome, tuple[int, str | None]] = {
 }
 
 
-def _manage_answer(outcome: ManageOutcome, op: int, iid: str) -> web.Response:
+def _manage_answer(outcome: ManageOutcome, op: int, iid: str) -> Response:
     """The HTTP answer Restate gives for an operation's outcome."""
     answer = _MANAGE_ANSWERS.get(outcome)
     if answer is None:
         raise AssertionError(f"unhandled outcome {outcome} of operation {op}")
     status, message = answer
     if message is None:
-        return web.Response(status=status)
+        return Response(status=status)
     return _error(status, message.format(iid=iid))
 
 
@@ -253,15 +252,15 @@ class Admin:
         self.leader = leader
         self.signer = signer
 
-    async def health(self, request: web.Request) -> web.Response:
-        return web.json_response({})
+    async def health(self, request: Request) -> Response:
+        return json_response({})
 
     def _ingress_endpoint(self) -> str:
         host, port = self.config.ingress_bind
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
 
-    async def version(self, request: web.Request) -> web.Response:
-        return web.json_response({
+    async def version(self, request: Request) -> Response:
+        return json_response({
             "version": f"perdure {__version__}",
             "min_admin_api_version": 1,
             "max_admin_api_version": 3,
@@ -269,7 +268,7 @@ class Admin:
             "features": {"protocol_v7": self.config.max_protocol_version >= 7},
         })
 
-    async def register(self, request: web.Request) -> web.Response:
+    async def register(self, request: Request) -> Response:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -307,7 +306,7 @@ class Admin:
                                f"{manifest.max_protocol_version}; perdure supports "
                                f"{int(MIN_PROTOCOL_VERSION)}...{int(MAX_PROTOCOL_VERSION)}", "META0012")
         if body.get("dry_run"):
-            return web.json_response({"id": None, "services": [], "min_protocol_version": manifest.min_protocol_version,
+            return json_response({"id": None, "services": [], "min_protocol_version": manifest.min_protocol_version,
                                       "max_protocol_version": manifest.max_protocol_version}, status=200)
         http_version = "HTTP/1.1" if use_http_11 else resp.http_version.value
         try:
@@ -324,14 +323,14 @@ class Admin:
             "max_protocol_version": dep.max_protocol_version,
             "sdk_version": dep.sdk_version,
         }
-        return web.json_response(payload, status=201 if created else 200,
+        return json_response(payload, status=201 if created else 200,
                                  headers={"Location": f"/deployments/{dep.id}"})
 
-    async def list_deployments(self, request: web.Request) -> web.Response:
+    async def list_deployments(self, request: Request) -> Response:
         deps = [deployment_json(d, self.schema, self.config) for d in self.schema.deployments.values()]
-        return web.json_response({"deployments": deps})
+        return json_response({"deployments": deps})
 
-    async def get_deployment(self, request: web.Request) -> web.Response:
+    async def get_deployment(self, request: Request) -> Response:
         dep_id = request.match_info["id"]
         bad = _bad_deployment_id(dep_id)
         if bad is not None:
@@ -339,9 +338,9 @@ class Admin:
         d = self.schema.deployments.get(dep_id)
         if d is None:
             return _error(404, f"The requested deployment '{dep_id}' does not exist")
-        return web.json_response(deployment_json(d, self.schema, self.config, full=True))
+        return json_response(deployment_json(d, self.schema, self.config, full=True))
 
-    async def delete_deployment(self, request: web.Request) -> web.Response:
+    async def delete_deployment(self, request: Request) -> Response:
         dep_id = request.match_info["id"]
         bad = _bad_deployment_id(dep_id)
         if bad is not None:
@@ -353,11 +352,11 @@ class Admin:
             return _error(409, f"deployment {dep_id} is the latest revision of {', '.join(still_serving)}; "
                                "pass ?force=true to remove it anyway")
         self.schema.remove_deployment(dep_id)
-        return web.Response(status=202)
+        return Response(status=202)
 
     # ------------------------------------------------------------------ invocations
 
-    def _parse_invocation_id(self, text: str) -> InvocationId | web.Response:
+    def _parse_invocation_id(self, text: str) -> InvocationId | Response:
         try:
             return InvocationId.parse(text)
         except InvalidId as e:
@@ -378,7 +377,7 @@ class Admin:
         assert result.manage is not None
         return result.manage
 
-    async def set_state(self, request: web.Request) -> web.Response:
+    async def set_state(self, request: Request) -> Response:
         """`POST /services/{service}/state` with `{"object_key": ..., "new_state": {key: [bytes as
         numbers]}}`: replace the whole state of one key, through the log. The optional
         `version` (optimistic concurrency) is not checked yet."""
@@ -406,9 +405,9 @@ class Admin:
                                    f"{self.config.max_state_value_size} bytes (--max-state-value-size)")
             entries.append(rec.StateEntry(key=k.encode(), value=bytes(v)))
         await self.leader.propose(rec.Record(set_state=rec.SetObjectState(service=name, key=key, entries=entries)))
-        return web.Response(status=202)
+        return Response(status=202)
 
-    async def batch_operation(self, request: web.Request) -> web.Response:
+    async def batch_operation(self, request: Request) -> Response:
         """`POST /internal/invocations_batch_operations/{op}` with `{"invocation_ids": [...]}`:
         the operation on each (up to 1000), answered with what succeeded and what failed."""
         op_name = request.match_info["op"]
@@ -455,7 +454,7 @@ class Admin:
                                  if new is not None else str(iid))
             else:
                 failed.append({"invocation_id": str(iid), "error": _batch_error(outcome, str(iid))})
-        return web.json_response({"succeeded": succeeded, "failed": failed})
+        return json_response({"succeeded": succeeded, "failed": failed})
 
     def _batch_resume_deployment(self, iid: InvocationId, choice: str) -> str:
         if choice != "latest":
@@ -463,26 +462,26 @@ class Admin:
         resolved = self._resume_deployment(iid, choice)
         return resolved if isinstance(resolved, str) else ""
 
-    async def patch_invocation(self, request: web.Request) -> web.Response:
+    async def patch_invocation(self, request: Request) -> Response:
         op_name = request.match_info["op"]
         op = _OPS.get(op_name)
         if op is None:
             return _error(404, f"unknown invocation operation '{op_name}'; use one of {', '.join(_OPS)}")
         iid = self._parse_invocation_id(request.match_info["id"])
-        if isinstance(iid, web.Response):
+        if isinstance(iid, Response):
             return iid
         deployment = ""
         if op == rec.RESUME:
             choice = request.query.get("deployment", "keep")
             resolved = self._resume_deployment(iid, choice)
-            if isinstance(resolved, web.Response):
+            if isinstance(resolved, Response):
                 return resolved
             deployment = resolved
         new_id = None
         restart_from = 0
         if op == rec.RESTART:
             parsed = self._restart_options(request, iid)
-            if isinstance(parsed, web.Response):
+            if isinstance(parsed, Response):
                 return parsed
             restart_from, deployment = parsed
             new_id = InvocationId.generate(iid.partition_key)
@@ -491,17 +490,17 @@ class Admin:
         except (OSError, LogError) as e:
             return _error(503, f"the invocation operation could not be persisted: {e}")
         if new_id is not None and outcome == ManageOutcome.DONE:
-            return web.json_response({"new_invocation_id": str(new_id)})
+            return json_response({"new_invocation_id": str(new_id)})
         return _manage_answer(outcome, op, str(iid))
 
-    def _restart_options(self, request: web.Request, iid: InvocationId) -> tuple[int, str] | web.Response:
+    def _restart_options(self, request: Request, iid: InvocationId) -> tuple[int, str] | Response:
         """`from` and `deployment` of a restart-as-new, checked as Restate 1.7 checks them: the
         deployment ("latest" by default) only once the invocation is known to be restartable
         (otherwise applying the record gives the answer). From entry 0 the new invocation starts
         like any other, on the latest deployment, whatever `deployment` names."""
         text = request.query.get("from", "0")
         if not text.isdigit() or int(text) >= 1 << 32:
-            return web.Response(status=400, text="Failed to deserialize query string: from: invalid digit found "
+            return Response(status=400, text="Failed to deserialize query string: from: invalid digit found "
                                                  "in string")
         restart_from = int(text)
         choice = request.query.get("deployment", "latest")
@@ -532,7 +531,7 @@ class Admin:
                                f"{dep.min_protocol_version}..={dep.max_protocol_version}.")
         return restart_from, dep.id
 
-    def _resume_deployment(self, iid: InvocationId, choice: str) -> str | web.Response:
+    def _resume_deployment(self, iid: InvocationId, choice: str) -> str | Response:
         """The deployment id to pin on resume: "" keeps the pinned one."""
         if choice in ("", "keep"):
             return ""
@@ -550,10 +549,10 @@ class Admin:
                                "not found; use keep, latest or the id of a registered deployment")
         return choice
 
-    async def delete_invocation(self, request: web.Request) -> web.Response:
+    async def delete_invocation(self, request: Request) -> Response:
         """Deprecated `DELETE /invocations/{id}?mode=cancel|kill|purge`: always 202 once stored."""
         iid = self._parse_invocation_id(request.match_info["id"])
-        if isinstance(iid, web.Response):
+        if isinstance(iid, Response):
             return iid
         mode = request.query.get("mode", "cancel").lower()
         op = {"cancel": rec.CANCEL, "kill": rec.KILL, "purge": rec.PURGE}.get(mode)
@@ -564,28 +563,28 @@ class Admin:
             await self._manage(iid, op)
         except (OSError, LogError) as e:
             return _error(503, f"the invocation operation could not be persisted: {e}")
-        return web.Response(status=202)
+        return Response(status=202)
 
-    async def list_services(self, request: web.Request) -> web.Response:
-        return web.json_response({"services": [service_json(s, self.config) for s in self.schema.services.values()]})
+    async def list_services(self, request: Request) -> Response:
+        return json_response({"services": [service_json(s, self.config) for s in self.schema.services.values()]})
 
-    async def get_service(self, request: web.Request) -> web.Response:
+    async def get_service(self, request: Request) -> Response:
         s = self.schema.services.get(request.match_info["name"])
         if s is None:
             return _error(404, f"The requested service '{request.match_info['name']}' does not exist")
-        return web.json_response(service_json(s, self.config))
+        return json_response(service_json(s, self.config))
 
 
-    async def get_service_openapi(self, request: web.Request) -> web.Response:
+    async def get_service_openapi(self, request: Request) -> Response:
         name = request.match_info["name"]
         s = self.schema.services.get(name)
         if s is None:
             return _error(404, f"The requested service '{name}' does not exist")
-        return web.json_response(service_openapi(s, self._ingress_endpoint()))
+        return json_response(service_openapi(s, self._ingress_endpoint()))
 
     # ------------------------------------------------------------------ updates
 
-    async def patch_service(self, request: web.Request) -> web.Response:
+    async def patch_service(self, request: Request) -> Response:
         """`PATCH /services/{service}`: change `public` and the retention and timeout settings;
         answers with the updated service, as Restate does."""
         name = request.match_info["name"]
@@ -621,28 +620,28 @@ class Admin:
         if changes:
             svc = self.schema.update_service(name, **changes)
             log.info("updated service %s: %s", name, ", ".join(changes))
-        return web.json_response(service_json(svc, self.config))
+        return json_response(service_json(svc, self.config))
 
-    async def list_handlers(self, request: web.Request) -> web.Response:
+    async def list_handlers(self, request: Request) -> Response:
         name = request.match_info["name"]
         s = self.schema.services.get(name)
         if s is None:
             return _error(404, f"The requested service '{name}' does not exist")
-        return web.json_response({"handlers": service_json(s, self.config)["handlers"]})
+        return json_response({"handlers": service_json(s, self.config)["handlers"]})
 
-    async def get_handler(self, request: web.Request) -> web.Response:
+    async def get_handler(self, request: Request) -> Response:
         name, handler = request.match_info["name"], request.match_info["handler"]
         s = self.schema.services.get(name)
         if s is not None:
             for h in service_json(s, self.config)["handlers"]:
                 if h["name"] == handler:
-                    return web.json_response(h)
+                    return json_response(h)
         return _error(404, f"The requested handler '{handler}' on service '{name}' does not exist")
 
-    async def put_deployment(self, request: web.Request) -> web.Response:
+    async def put_deployment(self, request: Request) -> Response:
         return _error(405, "PUT deployment is deprecated, use PATCH instead")
 
-    async def update_deployment(self, request: web.Request) -> web.Response:
+    async def update_deployment(self, request: Request) -> Response:
         """`PATCH /deployments/{id}` with `{"uri", "use_http_11"?, "additional_headers"?}`:
         discover the deployment again at `uri` and point the deployment there, keeping its id.
         The endpoint must serve the same services."""
@@ -697,20 +696,20 @@ class Admin:
             return _error(400, f"the deployment at {uri} does not serve the same services and handlers as "
                                f"deployment {dep_id}; register it as a new deployment instead", "META0016")
         if body.get("dry_run"):
-            return web.json_response(deployment_json(old, self.schema, self.config, full=True))
+            return json_response(deployment_json(old, self.schema, self.config, full=True))
         http_version = "HTTP/1.1" if use_http_11 else resp.http_version.value
         dep = self.schema.update_deployment_endpoint(dep_id, uri, manifest, http_version, resp.server_header,
                                                      additional_headers=headers)
         log.info("deployment %s now at %s", dep_id, uri)
-        return web.json_response(deployment_json(dep, self.schema, self.config, full=True))
+        return json_response(deployment_json(dep, self.schema, self.config, full=True))
 
 
-def _bad_deployment_id(dep_id: str) -> web.Response | None:
+def _bad_deployment_id(dep_id: str) -> Response | None:
     """Restate's answer to a path with a malformed deployment id (plain text, 400), or None."""
     try:
         DeploymentId.parse(dep_id)
     except InvalidId:
-        return web.Response(status=400, text=f"Invalid URL: Cannot parse `deployment` with value `{dep_id}`: "
+        return Response(status=400, text=f"Invalid URL: Cannot parse `deployment` with value `{dep_id}`: "
                                              "bad format")
     return None
 
@@ -727,20 +726,28 @@ def _metrics_route(metrics: Metrics, engine: QueryEngine):
                                    as_json=True)
         return {row["status"]: row["n"] for row in json.loads(payload)["rows"]}
 
-    async def scrape(_request: web.Request) -> web.Response:
+    async def scrape(_request: Request) -> Response:
         body = await metrics.render(count_by_status)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     return scrape
 
 
+# The largest admin request body (aiohttp's default `client_max_size`, which the admin API had).
+ADMIN_MAX_BODY = 1024 * 1024
+
+
+def _too_large(_request: Request, limit: int) -> Response:
+    return _error(413, f"the request body is larger than the limit of {limit} bytes")
+
+
 def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
                     leader: Leader | None = None, signer: RequestSigner | None = None,
-                    metrics: Metrics | None = None) -> web.Application:
+                    metrics: Metrics | None = None) -> App:
     """The admin app. Without a `leader` (tests of the registry alone) the invocation routes
     are absent; without `metrics`, so is `GET /metrics`."""
     admin = Admin(schema, config, leader, signer)
-    app = web.Application(client_max_size=1024 * 1024)
+    app = App(ADMIN_MAX_BODY, too_large=_too_large)
     engine = add_query_routes(app, config.data_dir, in_flight)
     add_webui_routes(app)
     if metrics is not None:

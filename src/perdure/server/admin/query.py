@@ -22,9 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
-
 from perdure.server.admin.arrow_ipc import ArrowType, encode_stream
+from perdure.server.httpd import App, Request, Response, json_response
 from perdure.server.partition.introspection import (
     ColumnType,
     QueryError,
@@ -168,15 +167,15 @@ def _wants_json(accept: str | None) -> bool:
 # ---------------------------------------------------------------------------- HTTP
 
 
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"message": message}, status=status)
+def _error(status: int, message: str) -> Response:
+    return json_response({"message": message}, status=status)
 
 
 class _QueryHandler:
     def __init__(self, engine: QueryEngine) -> None:
         self.engine = engine
 
-    async def query(self, request: web.Request) -> web.Response:
+    async def query(self, request: Request) -> Response:
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -193,10 +192,10 @@ class _QueryHandler:
         except Exception as e:  # noqa: BLE001 - a fault of ours: log it once, answer 500
             log.exception("query failed: %s", sql)
             return _error(500, f"the query could not run: {e}")
-        return web.Response(body=payload, headers={"Content-Type": JSON if as_json else ARROW_STREAM})
+        return Response(body=payload, headers={"Content-Type": JSON if as_json else ARROW_STREAM})
 
 
-def add_query_routes(app: web.Application, data_dir: Path,
+def add_query_routes(app: App, data_dir: Path,
                      in_flight: Callable[[bytes], bool] | None = None) -> QueryEngine:
     """Mount `POST /query` (and `/v2/query`, `/v3/query`) on the admin app, reading the store
     files in `data_dir`; `in_flight` is the invoker's "is an attempt running" test."""
@@ -205,8 +204,5 @@ def add_query_routes(app: web.Application, data_dir: Path,
     for prefix in ("", "/v2", "/v3"):
         app.router.add_post(prefix + "/query", handler.query)
 
-    async def close(_app: web.Application) -> None:
-        engine.close()
-
-    app.on_cleanup.append(close)
+    app.on_cleanup.append(engine.close)
     return engine

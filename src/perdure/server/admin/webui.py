@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from aiohttp import web
+from perdure.server.httpd import App, Request, Response, json_response, redirect
 
 __all__ = ["add_webui_routes"]
 
@@ -48,26 +48,26 @@ def _load_files() -> dict[str, tuple[bytes, str]]:
     return files
 
 
-def add_webui_routes(app: web.Application) -> None:
+def add_webui_routes(app: App) -> None:
     """Mount the UI at `/ui/` (and redirect `/ui` there)."""
     files = _load_files()
 
-    def answer(name: str) -> web.Response:
+    def answer(name: str) -> Response:
         body, content_type = files[name]
-        return web.Response(body=body, headers={"Content-Type": content_type, **_HEADERS})
+        return Response(body=body, headers={"Content-Type": content_type, **_HEADERS})
 
-    async def redirect(request: web.Request) -> web.Response:
-        raise web.HTTPPermanentRedirect("/ui/")
+    async def to_index(request: Request) -> Response:
+        return redirect("/ui/")
 
-    async def index(request: web.Request) -> web.Response:
+    async def index(request: Request) -> Response:
         return answer("index.html")
 
-    async def asset(request: web.Request) -> web.Response:
+    async def asset(request: Request) -> Response:
         name = request.match_info["name"]
         if name not in files:
-            return web.json_response({"message": f"no file {name!r} in the web UI"}, status=404)
+            return json_response({"message": f"no file {name!r} in the web UI"}, status=404)
         return answer(name)
 
-    app.router.add_get("/ui", redirect)
+    app.router.add_get("/ui", to_index)
     app.router.add_get("/ui/", index)
     app.router.add_get("/ui/{name}", asset)

@@ -20,10 +20,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
-from aiohttp import web
-
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition_key_for_key
 from perdure.server.disk_space import DiskSpace
+from perdure.server.httpd import App, Request, Response, json_response
 from perdure.server.log.errors import LogError
 from perdure.server.partition.effects import InvokeOutcome, Respond
 from perdure.server.partition.generated import records_pb2 as rec
@@ -58,8 +57,8 @@ def _compact(value) -> str:
 
 
 def error_response(status: int, message: str, source: str = "ingress",
-                   headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
+                   headers: dict[str, str] | None = None) -> Response:
+    return Response(
         status=status,
         body=_compact({"code": status, "message": message, "source": source}).encode(),
         content_type="application/json",
@@ -201,7 +200,14 @@ class Ingress:
         self.metrics = metrics
         self.tracing = tracing
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    def too_large(self, request: Request, limit: int) -> Response:
+        """The answer to a request whose body is over `limit` (refused before it is read)."""
+        response = error_response(413, f"request body is larger than the limit of {limit} bytes")
+        if self.metrics is not None:
+            self.metrics.ingress_answered(request.method, request_kind(request.raw_path), 413, 0.0)
+        return response
+
+    async def handle(self, request: Request) -> Response:
         if self.metrics is None:
             return await self._handle(request)
         started = time.perf_counter()
@@ -214,7 +220,7 @@ class Ingress:
             self.metrics.ingress_answered(request.method, request_kind(request.raw_path), status,
                                           time.perf_counter() - started)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def _handle(self, request: Request) -> Response:
         if self.disk is not None and request.method != "GET":
             # Reading (attach, output) goes on; whatever would append to the log waits.
             shortage = self.disk.shortage()
@@ -226,15 +232,13 @@ class Ingress:
             return self._not_persisted(e)
         except IngressError as e:
             return error_response(e.status, e.message)
-        except web.HTTPRequestEntityTooLarge:
-            return error_response(413, f"request body is larger than the limit of {self.max_body} bytes")
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except OSError as e:
             log.error("ingress could not persist a request: %s", e)
             return error_response(503, f"the server cannot accept requests right now: {e}")
 
-    def _not_persisted(self, e: LogError) -> web.Response:
+    def _not_persisted(self, e: LogError) -> Response:
         cause = e.__cause__
         if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
             log.error("ingress refused a request: the disk is full (%s)", e)
@@ -243,7 +247,7 @@ class Ingress:
         log.error("ingress could not persist a request: %s", e)
         return error_response(503, f"the server cannot accept requests right now: {e}")
 
-    async def _route(self, request: web.Request) -> web.StreamResponse:
+    async def _route(self, request: Request) -> Response:
         raw = request.raw_path.split("?", 1)[0]
         segments = [unquote(s) for s in raw.strip("/").split("/")] if raw.strip("/") else []
         if segments and segments[0] == "restate":
@@ -255,9 +259,9 @@ class Ingress:
             segments = segments[:-1]
         return await self._invoke(request, segments, send)
 
-    async def _restate_path(self, request: web.Request, rest: list[str]) -> web.StreamResponse:
+    async def _restate_path(self, request: Request, rest: list[str]) -> Response:
         if rest == ["health"]:
-            return web.json_response({"services": sorted(self.schema.services)})
+            return json_response({"services": sorted(self.schema.services)})
         if len(rest) == 3 and rest[0] in ("awakeables", "a") and rest[2] in ("resolve", "reject"):
             if request.method != "POST":
                 raise IngressError(405, "awakeables are resolved with POST")
@@ -278,12 +282,12 @@ class Ingress:
             self._require(request, "POST")
             iid = _target_of(await request.read())
             if rest[0] == "lookup":
-                return web.json_response({"invocationId": str(iid)}, dumps=_compact)
+                return json_response({"invocationId": str(iid)}, dumps=_compact)
             return await self._attach_or_output(iid, rest[0])
         raise IngressError(404, f"no such endpoint: {request.path}")
 
     @staticmethod
-    def _require(request: web.Request, method: str) -> None:
+    def _require(request: Request, method: str) -> None:
         if request.method != method:
             raise IngressError(405, "method not allowed")
 
@@ -304,7 +308,7 @@ class Ingress:
 
     # ------------------------------------------------------------------ attach and output
 
-    async def _attach_or_output(self, iid: InvocationId, mode: str) -> web.Response:
+    async def _attach_or_output(self, iid: InvocationId, mode: str) -> Response:
         id_bytes = iid.to_bytes()
         headers = {"x-restate-id": str(iid)}
         row = self.leader.store.get_invocation(id_bytes)
@@ -334,7 +338,7 @@ class Ingress:
 
     # ------------------------------------------------------------------ invoke
 
-    async def _invoke(self, request: web.Request, segments: list[str], send: bool) -> web.StreamResponse:
+    async def _invoke(self, request: Request, segments: list[str], send: bool) -> Response:
         if len(segments) < 2:
             raise IngressError(400, "expected a path like /{service}/{handler} or /{object}/{key}/{handler}")
         svc = self.schema.service(segments[0])
@@ -404,7 +408,7 @@ class Ingress:
             payload = {"invocationId": str(iid), "status": status}
             if delay is not None:  # Restate names it for every delayed send, `delay=0` too
                 payload["executionTime"] = _execution_time(now + delay_ms)
-            return web.json_response(payload, status=202, headers=id_header, dumps=_compact)
+            return json_response(payload, status=202, headers=id_header, dumps=_compact)
 
         waiter = self.leader.wait_for_result(id_bytes)
         try:
@@ -417,7 +421,7 @@ class Ingress:
             self.leader.forget_waiter(id_bytes, waiter)
         return self._result_response(done, handler, id_header)
 
-    def _validate_input(self, handler, request: web.Request, body: bytes) -> None:
+    def _validate_input(self, handler, request: Request, body: bytes) -> None:
         rules = handler.input
         if rules is None:
             return
@@ -429,14 +433,14 @@ class Ingress:
         if rules.get("required") and not body:
             raise IngressError(400, f"{handler.name} requires a request body")
 
-    def _result_response(self, done: Respond, handler, headers: dict[str, str]) -> web.Response:
+    def _result_response(self, done: Respond, handler, headers: dict[str, str]) -> Response:
         # Restate names the expiry only when it answers from a stored result (a duplicate
         # request, attach or output after completion), not when the invocation just completed.
         if done.stored and done.retention_ms:
             headers = {**headers, "idempotency-expires": _expires(done.completed_at + done.retention_ms)}
         if not done.success:
             status = done.code if 100 <= done.code <= 599 else 500
-            return web.Response(
+            return Response(
                 status=status,
                 body=_compact({"code": done.code, "message": done.message, "source": "invocation"}).encode(),
                 content_type="application/json",
@@ -445,12 +449,12 @@ class Ingress:
         out = (handler.output if handler is not None else None) or {}
         ct = out.get("content_type") or "application/json"
         if done.value or out.get("set_content_type_if_empty"):
-            return web.Response(status=200, body=done.value, headers={**headers, "content-type": ct})
-        return web.Response(status=200, body=b"", headers=headers)
+            return Response(status=200, body=done.value, headers={**headers, "content-type": ct})
+        return Response(status=200, body=b"", headers=headers)
 
     # ------------------------------------------------------------------ awakeables
 
-    async def _complete_awakeable(self, request: web.Request, raw_id: str, resolve: bool) -> web.Response:
+    async def _complete_awakeable(self, request: Request, raw_id: str, resolve: bool) -> Response:
         try:
             aid = AwakeableId.parse(raw_id)
         except InvalidId as e:
@@ -463,7 +467,7 @@ class Ingress:
             sig.failure.code = 500
             sig.failure.message = body.decode("utf-8", "replace")
         await self.leader.propose(rec.Record(signal=sig))
-        return web.Response(status=202)
+        return Response(status=202)
 
 
 def _parse_invocation_id(text: str) -> InvocationId:
@@ -510,8 +514,6 @@ def _target_of(body: bytes) -> InvocationId:
 
 
 def build_ingress_app(leader: Leader, schema: Schema, max_body: int, disk: DiskSpace | None = None,
-                      metrics: Metrics | None = None, tracing: Tracing | None = None) -> web.Application:
+                      metrics: Metrics | None = None, tracing: Tracing | None = None) -> App:
     ingress = Ingress(leader, schema, max_body, disk, metrics, tracing)
-    app = web.Application(client_max_size=max_body)
-    app.router.add_route("*", "/{tail:.*}", ingress.handle)
-    return app
+    return App(max_body, too_large=ingress.too_large, handler=ingress.handle)
