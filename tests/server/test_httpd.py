@@ -280,7 +280,7 @@ async def test_stop_closes_idle_connections_and_lets_an_answer_in_progress_finis
         w.close()
 
 
-def test_a_started_perdure_server_never_imports_aiohttp(tmp_path):
+def test_a_started_perdure_server_never_imports_aiohttp_nor_prometheus_client_before_a_scrape(tmp_path):
     """`-X importtime` (as an environment variable) makes the server list every module it
     imports on stderr; after start-up and a request to each port, aiohttp is not among them."""
     server = PerdureServer(tmp_path / "data", log_dir=tmp_path / "logs", env={"PYTHONPROFILEIMPORTTIME": "1"})
@@ -295,6 +295,8 @@ def test_a_started_perdure_server_never_imports_aiohttp(tmp_path):
     imported = [line.rsplit("|", 1)[-1].strip() for line in log.splitlines() if line.startswith("import time:")]
     assert "perdure.server.httpd" in imported, "the import listing is missing: the check would prove nothing"
     assert [m for m in imported if m.split(".")[0] == "aiohttp"] == []
+    # Nothing scraped /metrics: prometheus_client is loaded only by the first scrape.
+    assert [m for m in imported if m.split(".")[0] == "prometheus_client"] == []
 
 
 async def test_a_handler_that_raises_or_answers_a_split_header_gets_500_and_the_connection_lives_on():

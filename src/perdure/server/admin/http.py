@@ -26,7 +26,7 @@ from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import parse_duration_ms
 from perdure.server.invoker.transport_discovery import DiscoveryError, discover
 from perdure.server.log.errors import LogError
-from perdure.server.metrics import CONTENT_TYPE_LATEST, Metrics
+from perdure.server.metrics import Metrics
 from perdure.server.partition.effects import ManageOutcome
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.leader import Leader
@@ -728,7 +728,7 @@ def _metrics_route(metrics: Metrics, engine: QueryEngine):
 
     async def scrape(_request: Request) -> Response:
         body = await metrics.render(count_by_status)
-        return Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return Response(body=body, headers={"Content-Type": metrics.content_type})
 
     return scrape
 
