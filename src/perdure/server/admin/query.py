@@ -14,6 +14,7 @@ for one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -21,16 +22,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from perdure.server.admin.arrow_ipc import ArrowType, encode_stream
 from perdure.server.httpd import App, Request, Response, json_response
-from perdure.server.partition.introspection import (
-    ColumnType,
-    QueryError,
-    QueryLimits,
-    QueryResult,
-    ReadConnection,
-)
+
+if TYPE_CHECKING:
+    from perdure.server.partition.introspection import QueryLimits, QueryResult, ReadConnection
+
+# `partition.introspection` (the views, the SQL functions, ~1 MB of memory) is imported by the
+# first query, not at start-up: a server nobody queries never loads it.
 
 __all__ = ["QueryEngine", "add_query_routes"]
 
@@ -42,21 +43,25 @@ MAX_CONCURRENT_QUERIES = 2
 JSON = "application/json"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
-_ARROW_TYPES = {
-    ColumnType.UTF8: ArrowType.UTF8,
-    ColumnType.BINARY: ArrowType.BINARY,
-    ColumnType.BOOL: ArrowType.BOOL,
-    ColumnType.INT64: ArrowType.INT64,
-    ColumnType.UINT32: ArrowType.UINT32,
-    ColumnType.UINT64: ArrowType.UINT64,
-    ColumnType.FLOAT64: ArrowType.FLOAT64,
-    ColumnType.TIMESTAMP: ArrowType.TIMESTAMP_MS,
-    ColumnType.NULL: ArrowType.NULL,
-    # Not in the hand-written Arrow writer: sent as text (ISO 8601 durations, JSON lists).
-    ColumnType.DURATION: ArrowType.UTF8,
-    ColumnType.LIST_UTF8: ArrowType.UTF8,
-    ColumnType.LIST_UINT32: ArrowType.UTF8,
-}
+@functools.cache
+def _arrow_types() -> dict:
+    from perdure.server.partition.introspection import ColumnType
+
+    return {
+        ColumnType.UTF8: ArrowType.UTF8,
+        ColumnType.BINARY: ArrowType.BINARY,
+        ColumnType.BOOL: ArrowType.BOOL,
+        ColumnType.INT64: ArrowType.INT64,
+        ColumnType.UINT32: ArrowType.UINT32,
+        ColumnType.UINT64: ArrowType.UINT64,
+        ColumnType.FLOAT64: ArrowType.FLOAT64,
+        ColumnType.TIMESTAMP: ArrowType.TIMESTAMP_MS,
+        ColumnType.NULL: ArrowType.NULL,
+        # Not in the hand-written Arrow writer: sent as text (ISO 8601 durations, JSON lists).
+        ColumnType.DURATION: ArrowType.UTF8,
+        ColumnType.LIST_UTF8: ArrowType.UTF8,
+        ColumnType.LIST_UINT32: ArrowType.UTF8,
+    }
 
 
 @dataclass(slots=True)
@@ -77,7 +82,7 @@ class QueryEngine:
         self.partition_db = partition_db
         self.metadata_db = metadata_db
         self.in_flight = in_flight
-        self.limits = limits or QueryLimits()
+        self.limits = limits  # None: the defaults (QueryLimits()), resolved by the first query
         self._slots = asyncio.Semaphore(max_concurrent)
         self._idle: list[ReadConnection] = []
         self._lock = threading.Lock()
@@ -106,6 +111,10 @@ class QueryEngine:
         with self._lock:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
+            from perdure.server.partition.introspection import QueryLimits, ReadConnection
+
+            if self.limits is None:
+                self.limits = QueryLimits()
             conn = ReadConnection(self.partition_db, self.metadata_db, self.in_flight, self.limits)
         running.conn = conn
         if running.cancelled:
@@ -147,7 +156,10 @@ def encode_json(result: QueryResult) -> bytes:
 
 
 def encode_arrow(result: QueryResult) -> bytes:
-    types = [_ARROW_TYPES[t] for t in result.types]
+    from perdure.server.partition.introspection import ColumnType
+
+    arrow_types = _arrow_types()
+    types = [arrow_types[t] for t in result.types]
     rows = result.rows
     as_text = [i for i, t in enumerate(result.types) if t in (ColumnType.LIST_UTF8, ColumnType.LIST_UINT32)]
     if as_text:
@@ -185,6 +197,8 @@ class _QueryHandler:
             return _error(400, "expected a JSON object like {\"query\": \"SELECT * FROM sys_invocation\"}")
         as_json = _wants_json(request.headers.get("Accept"))
         log.debug("query (%s): %s", "json" if as_json else "arrow", sql)
+        from perdure.server.partition.introspection import QueryError
+
         try:
             payload = await self.engine.run(sql, as_json)
         except QueryError as e:
