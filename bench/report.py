@@ -101,6 +101,18 @@ def _f(v: float | None, fmt: str = "{:.2f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
+def _ratio_row(label: str, r: dict[str, Any], levels: list[int]) -> str:
+    """A table row of ratios: throughput at each level, p50/p99 at the lowest and highest,
+    server CPU per 1,000 at the middle one."""
+    return (
+        f"| {label} | "
+        + " | ".join(f"**{_f(r.get(f'throughput_c{c}'))}x**" for c in levels)
+        + f" | {_f(r.get(f'p50_c{levels[0]}'))} | {_f(r.get(f'p99_c{levels[0]}'))}"
+        f" | {_f(r.get(f'p50_c{levels[-1]}'))} | {_f(r.get(f'p99_c{levels[-1]}'))}"
+        f" | {_f(r.get(f'cpu_per_1000_c{levels[len(levels) // 2]}'))} | | |"
+    )
+
+
 def table(data: dict[str, Any]) -> str:
     meta, cells, rat = data["meta"], data["cells"], data["ratios"]
     levels = meta["levels"]
@@ -178,25 +190,13 @@ def table(data: dict[str, Any]) -> str:
                 )
             r = rat.get(f"{wl}/{dep}")
             if r:
-                lines.append(
-                    f"| {wl} | {dep} | **perdure/Restate** | "
-                    + " | ".join(f"**{_f(r.get(f'throughput_c{c}'))}x**" for c in levels)
-                    + f" | {_f(r.get(f'p50_c{levels[0]}'))} | {_f(r.get(f'p99_c{levels[0]}'))}"
-                    f" | {_f(r.get(f'p50_c{levels[-1]}'))} | {_f(r.get(f'p99_c{levels[-1]}'))}"
-                    f" | {_f(r.get(f'cpu_per_1000_c{levels[len(levels) // 2]}'))} | | |"
-                )
+                lines.append(_ratio_row(f"{wl} | {dep} | **perdure/Restate**", r, levels))
             if dep != "native":
                 continue
             for other in natives:
                 r = rat.get(f"{wl}/vs-{other}")
                 if r:
-                    lines.append(
-                        f"| {wl} | {ref} vs native | **perdure/{other}** | "
-                        + " | ".join(f"**{_f(r.get(f'throughput_c{c}'))}x**" for c in levels)
-                        + f" | {_f(r.get(f'p50_c{levels[0]}'))} | {_f(r.get(f'p99_c{levels[0]}'))}"
-                        f" | {_f(r.get(f'p50_c{levels[-1]}'))} | {_f(r.get(f'p99_c{levels[-1]}'))}"
-                        f" | {_f(r.get(f'cpu_per_1000_c{levels[len(levels) // 2]}'))} | | |"
-                    )
+                    lines.append(_ratio_row(f"{wl} | {ref} vs native | **perdure/{other}**", r, levels))
     # per-step latency (workload 2 at the lowest level, minus nothing: an upper bound)
     for dep in deps:
         for eng in engines:
