@@ -197,13 +197,17 @@ class Invoker:
             a.outbox.append(frame)
             if a.writer is not None:
                 a.wakeup.set()
-            elif a.stream is not None and not a.flush_scheduled:
-                # Everything sent to this attempt while the current batch is carried out
-                # leaves together, later in this loop turn (`_flush_outboxes`).
-                a.flush_scheduled = True
-                self._to_flush.append(a)
-                if len(self._to_flush) == 1:
-                    asyncio.get_running_loop().call_soon(self._flush_outboxes)
+            elif a.stream is not None:
+                self._schedule_flush(a)
+
+    def _schedule_flush(self, a: Attempt) -> None:
+        """Everything sent to this attempt while the current batch is carried out leaves
+        together, later in this loop turn (`_flush_outboxes`)."""
+        if not a.flush_scheduled:
+            a.flush_scheduled = True
+            self._to_flush.append(a)
+            if len(self._to_flush) == 1:
+                asyncio.get_running_loop().call_soon(self._flush_outboxes)
 
     def _flush_outboxes(self) -> None:
         """Write each waiting outbox straight onto its stream when the stream's window takes
@@ -319,8 +323,8 @@ class Invoker:
                     and not self._request_response_forced(row, deployment))
             if bidi:
                 a.stream = stream
-                if a.outbox:
-                    a.writer = asyncio.get_running_loop().create_task(self._write_loop(a, stream))
+                if a.outbox:  # sent while the stream was opening
+                    self._schedule_flush(a)
                 watchdog = self._arm_inactivity(a, stream, row, deployment)
             else:
                 a.request_open = False
