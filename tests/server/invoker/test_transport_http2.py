@@ -168,6 +168,47 @@ async def test_pool_at_its_connection_cap_queues_streams_on_its_connections():
             answerer.cancel()
 
 
+async def test_pool_at_its_cap_gives_a_slot_freed_on_any_connection_to_the_callers_waiting():
+    # Two connections of two streams each fill the pool. Callers that come later wait for the
+    # pool, not for one connection: when the streams of the second connection end, the
+    # waiting callers open theirs there even though the first connection stays full.
+    async with ScriptedH2Peer(max_concurrent_streams=2) as peer, asyncio.timeout(DEADLINE):
+        async with H2Pool(max_connections_per_origin=2) as pool:
+            full = [
+                await pool.open_stream(HOST, peer.port, "GET", f"/{n}", end_stream=True)
+                for n in range(4)
+            ]
+            first, second = pool.connections(HOST, peer.port)
+            later = [
+                asyncio.create_task(
+                    pool.open_stream(HOST, peer.port, "GET", f"/later/{n}", end_stream=True)
+                )
+                for n in range(3)
+            ]
+            while pool.waiting(HOST, peer.port) < 3:
+                await asyncio.sleep(0)  # let the tasks reach the queue
+            requests = {}
+            for _ in range(4):
+                request = await peer.requests.get()
+                requests[request.headers[":path"]] = request
+            for path in ("/2", "/3"):  # the second connection's streams end
+                requests[path].connection.respond(requests[path].stream_id, body=b"ok")
+            for stream in full[2:]:
+                async with stream:
+                    assert await read_to_end(stream) == b"ok"
+            # Two of the three waiting callers get the two slots, in the order they came.
+            done, _ = await asyncio.wait(later, return_when=asyncio.FIRST_COMPLETED)
+            assert later[0] in done or later[1] in done
+            opened = [await later[0], await later[1]]
+            assert all(s._connection is second for s in opened)
+            assert not later[2].done() and pool.waiting(HOST, peer.port) == 1
+            assert first.active_streams == 2
+            for stream in [*opened, *full[:2]]:
+                stream.reset()
+            third = await later[2]
+            third.reset()
+
+
 async def test_20_mib_each_way_at_once_under_flow_control(deployment):
     size = 20 * 1024 * 1024
     upload = os.urandom(size)

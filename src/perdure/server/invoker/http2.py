@@ -485,6 +485,10 @@ class H2Connection(asyncio.Protocol):
         self._peer_settings_seen: asyncio.Future[None] = self._loop.create_future()
         self._closed: asyncio.Future[None] = self._loop.create_future()
         self._slot_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Called when a slot frees up (or the connection stops taking streams) and no caller
+        # waits on this connection itself: the pool then hands the slot to its own queue.
+        # With True when the connection stopped taking streams: every queued caller looks again.
+        self.on_slot_free: Callable[[bool], None] | None = None
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._pings: dict[bytes, asyncio.Future[None]] = {}
@@ -946,6 +950,8 @@ class H2Connection(asyncio.Protocol):
                 waiter.set_result(None)
                 if not all_waiters:
                     return
+        if self.on_slot_free is not None:
+            self.on_slot_free(all_waiters)
 
     def _wake_drain_waiters(self) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []

@@ -2,7 +2,8 @@
 
 Many concurrent streams share one connection; a second connection is opened only when every
 connection to that origin is at the peer's concurrency limit (up to a cap, after which
-`open_stream` queues on the least busy one). A connection that died, received GOAWAY or went
+`open_stream` waits in one first-come-first-served queue per origin for a slot on any of
+them). A connection that died, received GOAWAY or went
 idle is dropped and the next stream connects afresh. Concurrent callers that find no
 connection share one connection attempt, so a dead deployment costs one connect, not one per
 waiting invocation.
@@ -13,6 +14,7 @@ Owns `H2Connection` objects only; knows nothing about deployments or the Restate
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections.abc import Iterable, Mapping
 
 from perdure.server.invoker.http2 import H2Connection, H2Settings, H2Stream
@@ -47,6 +49,10 @@ class H2Pool:
         self._connections: dict[Origin, list[H2Connection]] = {}
         self._connecting: dict[Origin, asyncio.Future[H2Connection]] = {}
         self._every_connection: set[H2Connection] = set()
+        # Callers waiting for a slot while every connection to the origin is full and the
+        # pool is at its connection cap. One queue per origin, not one per connection: a
+        # slot that frees up on any connection goes to the caller that has waited longest.
+        self._waiting: dict[Origin, collections.deque[asyncio.Future[None]]] = {}
         self._closed = False
 
     async def open_stream(
@@ -81,6 +87,10 @@ class H2Pool:
         """The usable connections currently pooled for ``host:port``."""
         return [c for c in self._connections.get((host, port), []) if c.is_usable]
 
+    def waiting(self, host: str, port: int) -> int:
+        """How many `open_stream` callers wait for a free slot to ``host:port``."""
+        return sum(1 for w in self._waiting.get((host, port), ()) if not w.done())
+
     async def aclose(self) -> None:
         """Close every connection (open streams fail with `ConnectionLost`)."""
         self._closed = True
@@ -95,14 +105,17 @@ class H2Pool:
         await self.aclose()
 
     async def _connection_for(self, origin: Origin) -> H2Connection:
+        queue = self._waiting.setdefault(origin, collections.deque())
+        woken = False  # a caller woken from the queue goes first; a newcomer queues behind
         while True:
             if self._closed:
                 raise RuntimeError("the HTTP/2 pool is closed")
             usable = [c for c in self._connections.get(origin, []) if c.is_usable]
             self._connections[origin] = usable
-            for connection in usable:
-                if connection.free_slots > 0:
-                    return connection
+            if woken or not queue:
+                for connection in usable:
+                    if connection.free_slots > 0:
+                        return connection
             pending = self._connecting.get(origin)
             if pending is not None:
                 await asyncio.wait([pending])
@@ -110,9 +123,32 @@ class H2Pool:
                     raise pending.exception()  # type: ignore[misc]
                 continue  # a connection exists now (or its opener was cancelled): look again
             if usable and len(usable) >= self.max_connections_per_origin:
-                # At the cap: queue on the least busy connection.
-                return min(usable, key=lambda c: c.active_streams)
+                # At the cap: wait for a slot on any connection of the origin.
+                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                if woken:  # woken but the slot went elsewhere: keep our place at the front
+                    queue.appendleft(waiter)
+                else:
+                    queue.append(waiter)
+                try:
+                    await waiter
+                except BaseException:
+                    if waiter.done() and not waiter.cancelled():
+                        self._wake(origin)  # pass our wake-up on
+                    else:
+                        queue.remove(waiter)
+                    raise
+                woken = True
+                continue
             return await self._connect(origin)
+
+    def _wake(self, origin: Origin, everyone: bool = False) -> None:
+        queue = self._waiting.get(origin)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                if not everyone:
+                    return
 
     async def _connect(self, origin: Origin) -> H2Connection:
         loop = asyncio.get_running_loop()
@@ -135,8 +171,10 @@ class H2Pool:
             opened.exception()
             await connection.aclose()
             raise closed
+        connection.on_slot_free = lambda everyone: self._wake(origin, everyone)
         self._connections.setdefault(origin, []).append(connection)
         self._every_connection = {c for c in self._every_connection if not c.is_closed}
         self._every_connection.add(connection)
         opened.set_result(connection)
+        self._wake(origin, everyone=True)  # room for every queued caller to look again
         return connection
