@@ -420,6 +420,29 @@ async def test_aiohttp_server_without_http2_is_reported_as_not_http2():
         await runner.cleanup()
 
 
+async def test_a_connection_is_retired_before_hypercorns_request_limit_so_no_stream_is_lost(
+    start_deployment,
+):
+    # hypercorn drops a connection that crossed keep_alive_max_requests as soon as more data
+    # arrives on a stream still open there. Streams kept open across the limit must all
+    # complete: the pool retires the connection at the limit and opens the next stream on a
+    # fresh one, while the open streams finish where they are.
+    server = start_deployment(keep_alive_max_requests=3)
+    async with asyncio.timeout(DEADLINE), H2Pool(H2Settings(max_streams_per_connection=3)) as pool:
+        streams = []
+        for n in range(8):  # all open at once: the first three share a connection
+            stream = await pool.open_stream(HOST, server.port, "POST", "/echo")
+            await stream.send(b"%d-" % n)
+            streams.append(stream)
+        for n, stream in enumerate(streams):
+            await stream.send(b"end")
+            await stream.end()
+        assert [await read_to_end(s) for s in streams] == [b"%d-end" % n for n in range(8)]
+        connections = {s._connection for s in streams}
+        assert len(connections) == 3  # 3 + 3 + 2 streams
+        assert sum(c.is_usable for c in connections) == 1
+
+
 async def test_hypercorn_goaway_after_its_request_limit_fails_fast_and_the_pool_moves_on(
     start_deployment,
 ):

@@ -77,6 +77,13 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 # A connection with no open stream for this long is closed (hyper's pool: 90 s). Deployments
 # on hypercorn close idle connections after 5 s on their side anyway.
 DEFAULT_IDLE_TIMEOUT = 60.0
+# Streams opened on one connection before it takes no more (it closes once its last stream
+# is done; the pool opens another). hypercorn, the server the official Python SDK runs on,
+# sends GOAWAY after 1,000 requests on a connection by default (keep_alive_max_requests),
+# and data that arrives afterwards on any stream still open makes it drop the connection:
+# every invocation in flight on it failed. Retiring the connection at the same count never
+# crosses that limit; for other servers it costs a new connection per 1,000 attempts.
+DEFAULT_MAX_STREAMS_PER_CONNECTION = 1000
 
 # Bulk sends write at once rather than at the end of the loop step, so that the transport's
 # buffer (and its pause_writing back-pressure) sees them.
@@ -98,6 +105,7 @@ class H2Settings:
     connection_window: int = DEFAULT_CONNECTION_WINDOW
     max_inbound_frame_size: int = DEFAULT_MAX_INBOUND_FRAME_SIZE
     max_header_list_size: int = DEFAULT_MAX_HEADER_LIST_SIZE
+    max_streams_per_connection: int = DEFAULT_MAX_STREAMS_PER_CONNECTION
 
 
 def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
@@ -496,6 +504,7 @@ class H2Connection(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._ended_in_batch: list[H2Stream] = []
         self._flush_scheduled = False
+        self._streams_opened = 0
 
     # -- establishing ----------------------------------------------------------------------
 
@@ -610,6 +619,9 @@ class H2Connection(asyncio.Protocol):
         self._streams[stream_id] = stream
         stream._local_ended = end_stream
         self._flush()
+        self._streams_opened += 1
+        if self._streams_opened >= self._settings.max_streams_per_connection:
+            self._stop_accepting()  # retired: closes once its last stream is done
         return stream
 
     async def ping(self, timeout: float = 5.0) -> float:
