@@ -60,6 +60,13 @@ _ALLOWED_FROM_SDK = frozenset(
 _STATE_WRITES = frozenset({T.SET_STATE_COMMAND, T.CLEAR_STATE_COMMAND, T.CLEAR_ALL_STATE_COMMAND})
 _STATE_READS = frozenset({T.GET_LAZY_STATE_COMMAND, T.GET_LAZY_STATE_KEYS_COMMAND, T.GET_EAGER_STATE_COMMAND,
                           T.GET_EAGER_STATE_KEYS_COMMAND})
+# Commands whose record starts nothing and that nobody waits for (no completion, no ack): a
+# step's RunCommand (its result comes in a record of its own) and the state commands of a
+# keyed handler (eager reads carry their value; writes are read back only by this attempt,
+# which replays them from its own journal). Each rides on the next group commit (see
+# Leader.propose, lazy) instead of starting one.
+_LAZY_COMMANDS = frozenset({T.RUN_COMMAND, T.GET_EAGER_STATE_COMMAND, T.GET_EAGER_STATE_KEYS_COMMAND,
+                            T.SET_STATE_COMMAND, T.CLEAR_STATE_COMMAND, T.CLEAR_ALL_STATE_COMMAND})
 _PROMISE_COMMANDS = frozenset({T.GET_PROMISE_COMMAND, T.PEEK_PROMISE_COMMAND, T.COMPLETE_PROMISE_COMMAND})
 
 
@@ -421,10 +428,10 @@ class Invoker:
                     a.trace.outcome("end")
                 self.leader.propose(effect(command=cmd, then_end=True), wait=False)
                 return True
-            # A run command starts nothing and nobody waits for it unless an ack was asked:
-            # it shares the commit of the step's result (Leader.propose, lazy).
+            # A run or state command starts nothing and nobody waits for it unless an ack was
+            # asked: it shares the next record's commit (Leader.propose, lazy).
             self.leader.propose(effect(command=cmd), wait=False,
-                                lazy=mtype == T.RUN_COMMAND and not frame.requested_ack)
+                                lazy=mtype in _LAZY_COMMANDS and not frame.requested_ack)
             return False
         if mtype not in _ALLOWED_FROM_SDK:
             raise ProtocolError(f"unexpected message type 0x{mtype:04x} from the deployment")
