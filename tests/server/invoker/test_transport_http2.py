@@ -348,6 +348,37 @@ async def test_ping_measures_a_round_trip(deployment):
         await connection.aclose()
 
 
+async def test_a_peer_slow_to_answer_the_preface_is_not_taken_for_an_idle_connection():
+    # A deployment still starting up answers the preface late. The connect timeout covers
+    # the handshake; the idle timeout starts only once the connection is up.
+    import h2.config
+    import h2.connection
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(24)  # the client preface
+        await asyncio.sleep(0.5)  # the peer is slow, on purpose: longer than the idle timeout
+        server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        server.initiate_connection()
+        writer.write(server.data_to_send())
+        await writer.drain()
+        await reader.read()  # hold the connection until the client closes it
+        writer.close()
+
+    listener = await asyncio.start_server(serve, HOST, 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with asyncio.timeout(DEADLINE):
+            connection = await H2Connection.connect(
+                HOST, port, settings=H2Settings(idle_timeout=0.1, connect_timeout=DEADLINE)
+            )
+            assert connection.is_usable
+            await connection.wait_closed()  # and now, with nothing to do, it goes idle
+            assert not connection.is_usable
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
 async def test_idle_connection_closes_itself_and_the_pool_reconnects(deployment):
     async with asyncio.timeout(DEADLINE), H2Pool(H2Settings(idle_timeout=0.2)) as pool:
         stream = await pool.open_stream(

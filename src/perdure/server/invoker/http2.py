@@ -677,7 +677,8 @@ class H2Connection(asyncio.Protocol):
         if extra > 0:
             self._h2.increment_flow_control_window(extra)
         self._flush_now()
-        self._idle_timer = self._loop.call_later(self._settings.idle_timeout, self._on_idle_timeout)
+        # The idle timer starts with the peer's SETTINGS: until then `connect`'s own timeout
+        # covers the handshake (a deployment still starting up is not an idle connection).
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -768,6 +769,10 @@ class H2Connection(asyncio.Protocol):
                 self._wake_slot_waiter(all_waiters=True)
             if not self._peer_settings_seen.done():
                 self._peer_settings_seen.set_result(None)
+                if not self._streams and self._idle_timer is None and self._failure is None:
+                    self._idle_timer = self._loop.call_later(
+                        self._settings.idle_timeout, self._on_idle_timeout
+                    )
         elif isinstance(event, h2.events.PingAckReceived):
             waiter = self._pings.get(bytes(event.ping_data or b""))
             if waiter is not None and not waiter.done():
