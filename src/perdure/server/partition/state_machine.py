@@ -37,6 +37,7 @@ from perdure.server.partition.effects import (
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.notification_results import set_value
 from perdure.server.partition.retry import OnMaxAttempts, RetryPolicy
+from perdure.server.partition.state_version import state_version
 from perdure.server.partition.status import (
     COMPLETED,
     INBOXED,
@@ -117,13 +118,24 @@ class StateMachine:
         elif kind == "manage":
             result.manage = lifecycle.manage(self, record.manage, ts, result)
         elif kind == "set_state":
-            s = record.set_state
-            self.store.clear_all_state(s.service, s.key)
-            for entry in s.entries:
-                self.store.set_state(s.service, s.key, entry.key, entry.value)
+            self._apply_set_state(record.set_state)
         else:
             log.warning("record at lsn %d has unknown kind %r; skipped", lsn, kind)
         return result
+
+    def _apply_set_state(self, s: rec.SetObjectState) -> None:
+        """Replace a key's whole state (admin API). With an expected version that is not the
+        current state's, nothing changes: Restate ignores such a mutation the same way (the
+        admin API has already answered 202)."""
+        if s.HasField("version"):
+            current = state_version(self.store.all_state(s.service, s.key))
+            if current != s.version:
+                log.debug("state mutation of %s/%s ignored: expected version %r, current %r",
+                          s.service, s.key, s.version, current)
+                return
+        self.store.clear_all_state(s.service, s.key)
+        for entry in s.entries:
+            self.store.set_state(s.service, s.key, entry.key, entry.value)
 
     # ------------------------------------------------------------------ invoke
 
