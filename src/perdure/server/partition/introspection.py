@@ -370,6 +370,14 @@ def _view_specs(promise_columns: set[str] | None) -> list[_ViewSpec]:
             *_completion_columns(),
         )),
         _ViewSpec("sys_journal", "journal", "FROM main.journal j", tuple(_journal_columns())),
+        _ViewSpec("sys_journal_events", "journal_event", "FROM main.journal_event e", (
+            Col("partition_key", T.UINT64, _id_pk("e.invocation_id")),
+            Col("id", T.UTF8, _id_str("e.invocation_id")),
+            Col("after_journal_entry_index", T.UINT32, "e.after_idx"),
+            Col("appended_at", T.TIMESTAMP, _ts("e.appended_at")),
+            Col("event_type", T.UTF8, "e.event_type"),
+            Col("event_json", T.UTF8, "e.event_json"),
+        )),
         _ViewSpec("state", "state", "FROM main.state s", (
             Col("partition_key", T.UINT64, _key_pk("s.key")),
             Col("service_name", T.UTF8, "s.service"),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from perdure.protocol.framing import encode_frame
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition_key_for_key
 from perdure.protocol.messages import MessageType, ProtocolVersion, pb
-from perdure.server.partition import invocation_queries, lifecycle, promises
+from perdure.server.partition import invocation_queries, journal_events, lifecycle, promises
 from perdure.server.partition.effects import (
     Effect,
     InvokeOutcome,
@@ -453,9 +453,11 @@ class StateMachine:
             row.failure_code, row.failure_message = f.code, f.message
             self.complete(row, ts, result)
             return
+        failure = journal_events.failure_fields(f, row.last_failure_error_code)
         if f.behavior == 1:  # PAUSE
             row.status = PAUSED
             row.next_retry_at = None
+            journal_events.record_paused(self.store, row, ts, failure)
             return
         policy = self.retry_policy_of(row)
         delay = policy.next_delay_ms(row.retry_count)
@@ -467,10 +469,12 @@ class StateMachine:
             else:
                 row.status = PAUSED
                 row.next_retry_at = None
+                journal_events.record_paused(self.store, row, ts, failure)
             return
         if f.HasField("next_retry_delay_ms"):
             delay = f.next_retry_delay_ms
         row.next_retry_at = ts + delay
+        journal_events.record_transient_error(self.store, row, failure, ts)
         result.effects.append(ScheduleRetry(row.next_retry_at, row.id, row.attempt))
 
     def retry_policy_of(self, row: InvocationRow) -> RetryPolicy:

@@ -103,6 +103,16 @@ CREATE TABLE IF NOT EXISTS journal (
     appended_at INTEGER NOT NULL,
     PRIMARY KEY (invocation_id, idx)
 ) WITHOUT ROWID;
+-- Journal events (Restate's sys_journal_events): transient errors and pauses, in order.
+CREATE TABLE IF NOT EXISTS journal_event (
+    invocation_id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    after_idx INTEGER NOT NULL,
+    appended_at INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    event_json TEXT NOT NULL,
+    PRIMARY KEY (invocation_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (
     service TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -451,6 +461,7 @@ class Store:
         self._db.execute("DELETE FROM invocation WHERE id=?", (invocation_id,))
         self.forgotten_since_reclaim += 1
         self._db.execute("DELETE FROM journal WHERE invocation_id=?", (ordered_key(invocation_id),))
+        self._db.execute("DELETE FROM journal_event WHERE invocation_id=?", (invocation_id,))
         self._db.execute("DELETE FROM timer WHERE invocation_id=?", (ordered_key(invocation_id),))
         self._db.execute("DELETE FROM listener WHERE target_id=?", (invocation_id,))
 
@@ -520,6 +531,25 @@ class Store:
 
     def delete_journal(self, invocation_id: bytes) -> None:
         self._db.execute("DELETE FROM journal WHERE invocation_id=?", (ordered_key(invocation_id),))
+        self._db.execute("DELETE FROM journal_event WHERE invocation_id=?", (invocation_id,))
+
+    # ------------------------------------------------------------------ journal events
+
+    def append_journal_event(self, invocation_id: bytes, after_idx: int, appended_at: int, event_type: str,
+                             event_json: str) -> None:
+        self._db.execute(
+            "INSERT INTO journal_event (invocation_id, seq, after_idx, appended_at, event_type, event_json) "
+            "VALUES (?, (SELECT coalesce(max(seq), -1) + 1 FROM journal_event WHERE invocation_id=?), ?, ?, ?, ?)",
+            (invocation_id, invocation_id, after_idx, appended_at, event_type, event_json),
+        )
+
+    def last_journal_event(self, invocation_id: bytes) -> tuple[str, str] | None:
+        """(event_type, event_json) of the invocation's latest journal event."""
+        r = self._db.execute(
+            "SELECT event_type, event_json FROM journal_event WHERE invocation_id=? ORDER BY seq DESC LIMIT 1",
+            (invocation_id,),
+        ).fetchone()
+        return (r[0], r[1]) if r else None
 
     # ------------------------------------------------------------------ state
 
