@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import http
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -295,7 +296,12 @@ class StateMachine:
         store = self.store
         mtype = cmd.message_type
         command_index = row.commands
-        store.append_journal(row.id, row.journal_length, mtype, cmd.payload, ts)
+        callee = None
+        if mtype in (T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND):
+            callee = json.dumps({"service_ty": cmd.target_service_type, "handler_ty": cmd.target_handler_type,
+                                 "completion_retention_ms": cmd.target_completion_retention_ms,
+                                 "journal_retention_ms": cmd.target_journal_retention_ms})
+        store.append_journal(row.id, row.journal_length, mtype, cmd.payload, ts, callee=callee)
         row.journal_length += 1
         row.commands += 1
         row.last_stored_entry_at = ts

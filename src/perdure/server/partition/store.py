@@ -184,6 +184,9 @@ CREATE INDEX IF NOT EXISTS promise_listener_invocation ON promise_listener(invoc
 # every InvocationRow field missing from it is added (see _add_missing_invocation_columns).
 _ADDED_COLUMNS = [
     ("listener", "kind", "INTEGER NOT NULL DEFAULT 0"),
+    # Call and OneWayCall entries: the callee as resolved when the call was made (JSON), for
+    # sys_journal.entry_json.
+    ("journal", "callee", "TEXT"),
 ]
 _SQL_TYPES = {"int": "INTEGER", "str": "TEXT", "bytes": "BLOB", "float": "REAL", "bool": "INTEGER"}
 
@@ -486,12 +489,13 @@ class Store:
         signal_idx: int | None = None,
         signal_name: str | None = None,
         failed: bool = False,
+        callee: str | None = None,
     ) -> None:
         self._db.execute(
             "INSERT INTO journal (invocation_id, idx, entry_type, completion_id, signal_idx, "
-            "signal_name, failed, raw, appended_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            "signal_name, failed, raw, appended_at, callee) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (ordered_key(invocation_id), idx, entry_type, completion_id, signal_idx, signal_name, int(failed), raw,
-             appended_at),
+             appended_at, callee),
         )
 
     def journal(self, invocation_id: bytes) -> list[JournalRow]:
