@@ -1,13 +1,16 @@
 """`POST /services/{service}/state` with `version` (optimistic concurrency, as `restate state
 edit` uses it), on perdure and on the real Restate server: the version is Restate's hash of the
 key's whole state; a mutation whose version is not the current one is accepted (202) and then
-dropped, one whose version matches replaces the state."""
+dropped, one whose version matches replaces the state. While an invocation holds the key, a
+mutation waits for it in the key's inbox."""
 
 from __future__ import annotations
 
+import json
+
 from perdure.server.partition.state_version import state_version
 from tests.server.lifecycle_helpers import query
-from tests.support import wait_until
+from tests.support import http_request, wait_until
 
 INTROSPECTED = "tests.server.services.introspected:app"
 
@@ -69,3 +72,33 @@ def test_a_mutation_applies_only_when_its_version_is_current(any_server, start_s
     assert ("Failed to deserialize the JSON body into the target type: version: invalid type: integer `5`, "
             "expected a string") in bad.text
     assert count_after_barrier(any_server, "k") == 11
+
+
+CATALOG = "tests.server.services.official_catalog:app"
+
+
+def shelf_state(server) -> dict[str, str]:
+    rows = query(server, "SELECT key, value_utf8 FROM state WHERE service_name = 'Shelf' AND service_key = 's'")
+    return {r["key"]: r["value_utf8"] for r in rows}
+
+
+def test_a_mutation_waits_for_the_invocation_holding_the_key(any_server, start_service):
+    any_server.register(start_service(CATALOG).url)
+    holder = any_server.call("Shelf", "hold", key="s", send=True).json()["invocationId"]
+    wait_until(lambda: "awakeable" in shelf_state(any_server), 20, what="Shelf/s to store its awakeable")
+    before = shelf_state(any_server)
+    version = state_version([(k.encode(), v.encode()) for k, v in before.items()])
+
+    resp = any_server.admin("POST", "/services/Shelf/state",
+                            json={"object_key": "s", "version": version, "new_state": {"x": list(b'"1"')}})
+    assert resp.status == 202
+    # Queued behind `hold` (perdure answers once the mutation is applied to its store, so this
+    # is not a race there), and not an invocation: sys_inbox does not list it.
+    assert shelf_state(any_server) == before
+    assert query(any_server, "SELECT id FROM sys_inbox WHERE service_name = 'Shelf'") == []
+
+    awakeable = json.loads(before["awakeable"])
+    assert http_request("POST", f"{any_server.ingress_url}/restate/awakeables/{awakeable}/resolve",
+                        json="go").status == 202
+    wait_until(lambda: shelf_state(any_server) == {"x": '"1"'}, 20, what="the queued mutation to apply")
+    assert query(any_server, f"SELECT status FROM sys_invocation WHERE id = '{holder}'") == [{"status": "completed"}]

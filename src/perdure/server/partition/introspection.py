@@ -404,7 +404,9 @@ def _view_specs(promise_columns: set[str] | None) -> list[_ViewSpec]:
             Col("service_key", T.UTF8, "l.key"),
             Col("invocation_id", T.UTF8, _id_str("l.invocation_id")),
         )),
-        _ViewSpec("sys_inbox", "inbox", "FROM main.inbox b", (
+        # Only invocations: state mutations waiting in an inbox have an empty id (as in Restate,
+        # whose sys_inbox does not list them).
+        _ViewSpec("sys_inbox", "inbox", "FROM main.inbox b WHERE length(b.invocation_id) > 0", (
             Col("partition_key", T.UINT64, _id_pk("b.invocation_id")),
             Col("service_name", T.UTF8, "b.service"),
             Col("service_key", T.UTF8, "b.key"),

@@ -119,15 +119,23 @@ class StateMachine:
         elif kind == "manage":
             result.manage = lifecycle.manage(self, record.manage, ts, result)
         elif kind == "set_state":
-            self._apply_set_state(record.set_state)
+            self._apply_set_state(record.set_state, ts)
         else:
             log.warning("record at lsn %d has unknown kind %r; skipped", lsn, kind)
         return result
 
-    def _apply_set_state(self, s: rec.SetObjectState) -> None:
-        """Replace a key's whole state (admin API). With an expected version that is not the
-        current state's, nothing changes: Restate ignores such a mutation the same way (the
-        admin API has already answered 202)."""
+    def _apply_set_state(self, s: rec.SetObjectState, ts: int) -> None:
+        """Replace a key's whole state (admin API). While an invocation holds the key, the
+        mutation waits in the key's inbox behind it and whatever was queued before, as in
+        Restate. With an expected version that is not the current state's when it is applied,
+        nothing changes: Restate ignores such a mutation the same way (the admin API has
+        already answered 202)."""
+        if self.store.lock_holder(s.service, s.key) is not None:
+            self.store.enqueue_inbox_mutation(s.service, s.key, s.SerializeToString(), ts)
+            return
+        self._mutate_state(s)
+
+    def _mutate_state(self, s: rec.SetObjectState) -> None:
         if s.HasField("version"):
             current = state_version(self.store.all_state(s.service, s.key))
             if current != s.version:
@@ -547,13 +555,17 @@ class StateMachine:
 
     def _start_next_in_inbox(self, service: str, key: str, ts: int, result: ApplyResult) -> None:
         store = self.store
-        nxt = store.pop_inbox(service, key)
-        if nxt is None:
-            return
-        nrow = store.get_invocation(nxt)
-        if nrow is None or nrow.status != INBOXED:
-            self._start_next_in_inbox(service, key, ts, result)
-            return
+        while True:
+            nxt = store.pop_inbox(service, key)
+            if nxt is None:
+                return
+            invocation_id, mutation = nxt
+            if mutation is not None:
+                self._mutate_state(rec.SetObjectState.FromString(mutation))
+                continue
+            nrow = store.get_invocation(invocation_id)
+            if nrow is not None and nrow.status == INBOXED:
+                break
         store.lock(service, key, nrow.id)
         nrow.status = INVOKED
         nrow.running_at = ts

@@ -187,6 +187,9 @@ _ADDED_COLUMNS = [
     # Call and OneWayCall entries: the callee as resolved when the call was made (JSON), for
     # sys_journal.entry_json.
     ("journal", "callee", "TEXT"),
+    # A state mutation from the admin API (a SetObjectState record) waiting for the key's lock;
+    # its invocation_id is empty.
+    ("inbox", "mutation", "BLOB"),
 ]
 _SQL_TYPES = {"int": "INTEGER", "str": "TEXT", "bytes": "BLOB", "float": "REAL", "bool": "INTEGER"}
 
@@ -621,15 +624,23 @@ class Store:
     def remove_from_inbox(self, invocation_id: bytes) -> None:
         self._db.execute("DELETE FROM inbox WHERE invocation_id=?", (invocation_id,))
 
-    def pop_inbox(self, service: str, key: str) -> bytes | None:
+    def enqueue_inbox_mutation(self, service: str, key: str, mutation: bytes, created_at: int) -> None:
+        self._db.execute(
+            "INSERT INTO inbox (service, key, invocation_id, created_at, mutation) VALUES (?,?,?,?,?)",
+            (service, key, b"", created_at, mutation),
+        )
+
+    def pop_inbox(self, service: str, key: str) -> tuple[bytes, bytes | None] | None:
+        """The next entry of a key's inbox, removed: (invocation id, None) for an invocation,
+        (b"", serialized SetObjectState) for a state mutation."""
         r = self._db.execute(
-            "SELECT seq, invocation_id FROM inbox WHERE service=? AND key=? ORDER BY seq LIMIT 1",
+            "SELECT seq, invocation_id, mutation FROM inbox WHERE service=? AND key=? ORDER BY seq LIMIT 1",
             (service, key),
         ).fetchone()
         if r is None:
             return None
         self._db.execute("DELETE FROM inbox WHERE seq=?", (r[0],))
-        return r[1]
+        return r[1], r[2]
 
     # ------------------------------------------------------------------ timers
 
