@@ -379,8 +379,10 @@ class Admin:
 
     async def set_state(self, request: Request) -> Response:
         """`POST /services/{service}/state` with `{"object_key": ..., "new_state": {key: [bytes as
-        numbers]}}`: replace the whole state of one key, through the log. The optional
-        `version` (optimistic concurrency) is not checked yet."""
+        numbers]}, "version"?: ...}`: replace the whole state of one key, through the log.
+        With `version`, the state machine replaces it only if the key's current state has
+        that version (`state_version`); otherwise the mutation is dropped. Either way the
+        answer is 202, as in Restate, which also drops a mismatched mutation silently."""
         assert self.leader is not None
         name = request.match_info["name"]
         svc = self.schema.services.get(name)
@@ -396,6 +398,12 @@ class Admin:
         new_state = body.get("new_state") if isinstance(body, dict) else None
         if not isinstance(key, str) or not isinstance(new_state, dict):
             return _error(400, 'expected {"object_key": "<key>", "new_state": {"<name>": [<bytes>]}}')
+        version = body.get("version")
+        if version is not None and not isinstance(version, str):
+            kind = {bool: "boolean", int: "integer", float: "floating point", list: "sequence",
+                    dict: "map"}.get(type(version), "value")
+            return _error(422, "Failed to deserialize the JSON body into the target type: version: "
+                               f"invalid type: {kind} `{json.dumps(version)}`, expected a string")
         entries = []
         for k, v in new_state.items():
             if not isinstance(v, list) or not all(isinstance(b, int) and 0 <= b <= 255 for b in v):
@@ -404,7 +412,10 @@ class Admin:
                 return _error(400, f"state value for key '{k}' is {len(v)} bytes, over the limit of "
                                    f"{self.config.max_state_value_size} bytes (--max-state-value-size)")
             entries.append(rec.StateEntry(key=k.encode(), value=bytes(v)))
-        await self.leader.propose(rec.Record(set_state=rec.SetObjectState(service=name, key=key, entries=entries)))
+        mutation = rec.SetObjectState(service=name, key=key, entries=entries)
+        if version is not None:
+            mutation.version = version
+        await self.leader.propose(rec.Record(set_state=mutation))
         return Response(status=202)
 
     async def batch_operation(self, request: Request) -> Response:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from perdure.protocol.ids import InvalidId, InvocationId, partition_key_for_key
 from perdure.protocol.messages import MessageType, message_class, pb
+from perdure.server.partition.entry_json import entry_json
 from perdure.server.partition.store import ordered_key_id
 
 __all__ = [
@@ -279,6 +280,14 @@ def _journal_columns() -> list[Col]:
         what="perdure_entry_field(n.entry_type, n.raw, 'invocation_id')",
         cid=field_of.format(j=j, f="invocation_id_notification_idx"),
     ) + f" AND n.entry_type = {int(MessageType.CALL_INVOCATION_ID_COMPLETION)}"
+    # What entry_json shows of a call's callee (NULL for other entries): its id, and its target
+    # and retentions as resolved when the call was made, else (journals written before those
+    # were kept) as its row has them.
+    callee = (f"CASE WHEN {j}.entry_type IN {call_types} THEN json_object('id', ({invoked_id}), "
+              f"'at_call', json({j}.callee), 'row', (SELECT json_object('service_ty', x.service_ty, "
+              "'handler_ty', x.handler_ty, 'completion_retention_ms', x.completion_retention_ms, "
+              "'journal_retention_ms', x.journal_retention_ms) "
+              f"FROM main.invocation x WHERE x.id = perdure_id_bytes(({invoked_id})))) END")
     return [
         # The journal keys an invocation by `ordered_key` (its ULID first); back to the id:
         Col("partition_key", T.UINT64, _id_pk(f"perdure_journal_id({j}.invocation_id)")),
@@ -297,8 +306,9 @@ def _journal_columns() -> list[Col]:
         Col("raw", T.BINARY, f"{j}.raw"),
         Col("raw_length", T.UINT64, f"length({j}.raw)"),
         Col("version", T.UINT32, "2"),
-        Col("entry_json", T.UTF8, "NULL"),
-        Col("entry_lite_json", T.UTF8, "NULL"),
+        Col("entry_json", T.UTF8, f"perdure_entry_json({j}.entry_type, {j}.raw, 0, {callee})", needs=("callee",)),
+        Col("entry_lite_json", T.UTF8, f"perdure_entry_json({j}.entry_type, {j}.raw, 1, {callee})",
+            needs=("callee",)),
         Col("appended_at", T.TIMESTAMP, _ts(f"{j}.appended_at")),
     ]
 
@@ -370,6 +380,14 @@ def _view_specs(promise_columns: set[str] | None) -> list[_ViewSpec]:
             *_completion_columns(),
         )),
         _ViewSpec("sys_journal", "journal", "FROM main.journal j", tuple(_journal_columns())),
+        _ViewSpec("sys_journal_events", "journal_event", "FROM main.journal_event e", (
+            Col("partition_key", T.UINT64, _id_pk("e.invocation_id")),
+            Col("id", T.UTF8, _id_str("e.invocation_id")),
+            Col("after_journal_entry_index", T.UINT32, "e.after_idx"),
+            Col("appended_at", T.TIMESTAMP, _ts("e.appended_at")),
+            Col("event_type", T.UTF8, "e.event_type"),
+            Col("event_json", T.UTF8, "e.event_json"),
+        )),
         _ViewSpec("state", "state", "FROM main.state s", (
             Col("partition_key", T.UINT64, _key_pk("s.key")),
             Col("service_name", T.UTF8, "s.service"),
@@ -386,7 +404,9 @@ def _view_specs(promise_columns: set[str] | None) -> list[_ViewSpec]:
             Col("service_key", T.UTF8, "l.key"),
             Col("invocation_id", T.UTF8, _id_str("l.invocation_id")),
         )),
-        _ViewSpec("sys_inbox", "inbox", "FROM main.inbox b", (
+        # Only invocations: state mutations waiting in an inbox have an empty id (as in Restate,
+        # whose sys_inbox does not list them).
+        _ViewSpec("sys_inbox", "inbox", "FROM main.inbox b WHERE length(b.invocation_id) > 0", (
             Col("partition_key", T.UINT64, _id_pk("b.invocation_id")),
             Col("service_name", T.UTF8, "b.service"),
             Col("service_key", T.UTF8, "b.key"),
@@ -538,6 +558,19 @@ def _sql_waiting(blob: bytes | None, version: int | None, what: str) -> str | No
     except Exception:  # noqa: BLE001 - a column must not fail the whole query
         return None
     return json.dumps(sorted(set(completions if what == "completions" else signals)))
+
+
+def _sql_entry_json(entry_type: int | None, raw: bytes | None, lite: int, callee: str | None) -> str | None:
+    if entry_type is None or not isinstance(raw, bytes):
+        return None
+    try:
+        info = None
+        if callee:
+            parsed = json.loads(callee)
+            info = {**(parsed.get("at_call") or parsed.get("row") or {}), "id": parsed.get("id")}
+        return entry_json(entry_type, raw, bool(lite), info)
+    except Exception:  # noqa: BLE001 - a column must not fail the whole query
+        return None
 
 
 _CALL_TYPES = (MessageType.CALL_COMMAND, MessageType.ONE_WAY_CALL_COMMAND)
@@ -800,6 +833,7 @@ class ReadConnection:
         db.create_function("perdure_endpoint", 1, _sql_endpoint, **det)
         db.create_function("perdure_waiting", 3, _sql_waiting, **det)
         db.create_function("perdure_entry_field", 3, _EntryDecoder(), **det)
+        db.create_function("perdure_entry_json", 4, _sql_entry_json, **det)
         db.create_function("perdure_in_flight", 1, self._sql_in_flight)
         db.create_aggregate("perdure_first", 1, _First)
         db.create_aggregate("perdure_first_by", 3, _FirstBy)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from perdure.protocol.ids import InvalidId, InvocationId
 from perdure.protocol.messages import MessageType as T
 from perdure.protocol.messages import message_class, pb
+from perdure.server.partition import journal_events
 from perdure.server.partition.effects import AbortAttempt, ManageOutcome, TimerKind
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.notification_results import set_void
@@ -200,6 +201,7 @@ def _pause(sm: StateMachine, row: InvocationRow, ts: int, result: ApplyResult) -
         row.next_retry_at = None
         row.modified_at = ts
         sm.store.put_invocation(row)
+        journal_events.record_paused(sm.store, row, ts)
         result.effects.append(AbortAttempt(row.id))
         return ManageOutcome.ACCEPTED
     if row.status == PAUSED:

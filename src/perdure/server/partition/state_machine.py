@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import http
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from perdure.protocol.framing import encode_frame
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition_key_for_key
 from perdure.protocol.messages import MessageType, ProtocolVersion, pb
-from perdure.server.partition import invocation_queries, lifecycle, promises
+from perdure.server.partition import invocation_queries, journal_events, lifecycle, promises
 from perdure.server.partition.effects import (
     Effect,
     InvokeOutcome,
@@ -37,6 +38,7 @@ from perdure.server.partition.effects import (
 from perdure.server.partition.generated import records_pb2 as rec
 from perdure.server.partition.notification_results import set_value
 from perdure.server.partition.retry import OnMaxAttempts, RetryPolicy
+from perdure.server.partition.state_version import state_version
 from perdure.server.partition.status import (
     COMPLETED,
     INBOXED,
@@ -117,13 +119,32 @@ class StateMachine:
         elif kind == "manage":
             result.manage = lifecycle.manage(self, record.manage, ts, result)
         elif kind == "set_state":
-            s = record.set_state
-            self.store.clear_all_state(s.service, s.key)
-            for entry in s.entries:
-                self.store.set_state(s.service, s.key, entry.key, entry.value)
+            self._apply_set_state(record.set_state, ts)
         else:
             log.warning("record at lsn %d has unknown kind %r; skipped", lsn, kind)
         return result
+
+    def _apply_set_state(self, s: rec.SetObjectState, ts: int) -> None:
+        """Replace a key's whole state (admin API). While an invocation holds the key, the
+        mutation waits in the key's inbox behind it and whatever was queued before, as in
+        Restate. With an expected version that is not the current state's when it is applied,
+        nothing changes: Restate ignores such a mutation the same way (the admin API has
+        already answered 202)."""
+        if self.store.lock_holder(s.service, s.key) is not None:
+            self.store.enqueue_inbox_mutation(s.service, s.key, s.SerializeToString(), ts)
+            return
+        self._mutate_state(s)
+
+    def _mutate_state(self, s: rec.SetObjectState) -> None:
+        if s.HasField("version"):
+            current = state_version(self.store.all_state(s.service, s.key))
+            if current != s.version:
+                log.debug("state mutation of %s/%s ignored: expected version %r, current %r",
+                          s.service, s.key, s.version, current)
+                return
+        self.store.clear_all_state(s.service, s.key)
+        for entry in s.entries:
+            self.store.set_state(s.service, s.key, entry.key, entry.value)
 
     # ------------------------------------------------------------------ invoke
 
@@ -283,7 +304,12 @@ class StateMachine:
         store = self.store
         mtype = cmd.message_type
         command_index = row.commands
-        store.append_journal(row.id, row.journal_length, mtype, cmd.payload, ts)
+        callee = None
+        if mtype in (T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND):
+            callee = json.dumps({"service_ty": cmd.target_service_type, "handler_ty": cmd.target_handler_type,
+                                 "completion_retention_ms": cmd.target_completion_retention_ms,
+                                 "journal_retention_ms": cmd.target_journal_retention_ms})
+        store.append_journal(row.id, row.journal_length, mtype, cmd.payload, ts, callee=callee)
         row.journal_length += 1
         row.commands += 1
         row.last_stored_entry_at = ts
@@ -441,9 +467,11 @@ class StateMachine:
             row.failure_code, row.failure_message = f.code, f.message
             self.complete(row, ts, result)
             return
+        failure = journal_events.failure_fields(f, row.last_failure_error_code)
         if f.behavior == 1:  # PAUSE
             row.status = PAUSED
             row.next_retry_at = None
+            journal_events.record_paused(self.store, row, ts, failure)
             return
         policy = self.retry_policy_of(row)
         delay = policy.next_delay_ms(row.retry_count)
@@ -455,10 +483,12 @@ class StateMachine:
             else:
                 row.status = PAUSED
                 row.next_retry_at = None
+                journal_events.record_paused(self.store, row, ts, failure)
             return
         if f.HasField("next_retry_delay_ms"):
             delay = f.next_retry_delay_ms
         row.next_retry_at = ts + delay
+        journal_events.record_transient_error(self.store, row, failure, ts)
         result.effects.append(ScheduleRetry(row.next_retry_at, row.id, row.attempt))
 
     def retry_policy_of(self, row: InvocationRow) -> RetryPolicy:
@@ -525,13 +555,17 @@ class StateMachine:
 
     def _start_next_in_inbox(self, service: str, key: str, ts: int, result: ApplyResult) -> None:
         store = self.store
-        nxt = store.pop_inbox(service, key)
-        if nxt is None:
-            return
-        nrow = store.get_invocation(nxt)
-        if nrow is None or nrow.status != INBOXED:
-            self._start_next_in_inbox(service, key, ts, result)
-            return
+        while True:
+            nxt = store.pop_inbox(service, key)
+            if nxt is None:
+                return
+            invocation_id, mutation = nxt
+            if mutation is not None:
+                self._mutate_state(rec.SetObjectState.FromString(mutation))
+                continue
+            nrow = store.get_invocation(invocation_id)
+            if nrow is not None and nrow.status == INBOXED:
+                break
         store.lock(service, key, nrow.id)
         nrow.status = INVOKED
         nrow.running_at = ts

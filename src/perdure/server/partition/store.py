@@ -103,6 +103,16 @@ CREATE TABLE IF NOT EXISTS journal (
     appended_at INTEGER NOT NULL,
     PRIMARY KEY (invocation_id, idx)
 ) WITHOUT ROWID;
+-- Journal events (Restate's sys_journal_events): transient errors and pauses, in order.
+CREATE TABLE IF NOT EXISTS journal_event (
+    invocation_id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    after_idx INTEGER NOT NULL,
+    appended_at INTEGER NOT NULL,
+    event_type TEXT NOT NULL,
+    event_json TEXT NOT NULL,
+    PRIMARY KEY (invocation_id, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (
     service TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -174,6 +184,12 @@ CREATE INDEX IF NOT EXISTS promise_listener_invocation ON promise_listener(invoc
 # every InvocationRow field missing from it is added (see _add_missing_invocation_columns).
 _ADDED_COLUMNS = [
     ("listener", "kind", "INTEGER NOT NULL DEFAULT 0"),
+    # Call and OneWayCall entries: the callee as resolved when the call was made (JSON), for
+    # sys_journal.entry_json.
+    ("journal", "callee", "TEXT"),
+    # A state mutation from the admin API (a SetObjectState record) waiting for the key's lock;
+    # its invocation_id is empty.
+    ("inbox", "mutation", "BLOB"),
 ]
 _SQL_TYPES = {"int": "INTEGER", "str": "TEXT", "bytes": "BLOB", "float": "REAL", "bool": "INTEGER"}
 
@@ -451,6 +467,7 @@ class Store:
         self._db.execute("DELETE FROM invocation WHERE id=?", (invocation_id,))
         self.forgotten_since_reclaim += 1
         self._db.execute("DELETE FROM journal WHERE invocation_id=?", (ordered_key(invocation_id),))
+        self._db.execute("DELETE FROM journal_event WHERE invocation_id=?", (invocation_id,))
         self._db.execute("DELETE FROM timer WHERE invocation_id=?", (ordered_key(invocation_id),))
         self._db.execute("DELETE FROM listener WHERE target_id=?", (invocation_id,))
 
@@ -475,12 +492,13 @@ class Store:
         signal_idx: int | None = None,
         signal_name: str | None = None,
         failed: bool = False,
+        callee: str | None = None,
     ) -> None:
         self._db.execute(
             "INSERT INTO journal (invocation_id, idx, entry_type, completion_id, signal_idx, "
-            "signal_name, failed, raw, appended_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            "signal_name, failed, raw, appended_at, callee) VALUES (?,?,?,?,?,?,?,?,?,?)",
             (ordered_key(invocation_id), idx, entry_type, completion_id, signal_idx, signal_name, int(failed), raw,
-             appended_at),
+             appended_at, callee),
         )
 
     def journal(self, invocation_id: bytes) -> list[JournalRow]:
@@ -520,6 +538,25 @@ class Store:
 
     def delete_journal(self, invocation_id: bytes) -> None:
         self._db.execute("DELETE FROM journal WHERE invocation_id=?", (ordered_key(invocation_id),))
+        self._db.execute("DELETE FROM journal_event WHERE invocation_id=?", (invocation_id,))
+
+    # ------------------------------------------------------------------ journal events
+
+    def append_journal_event(self, invocation_id: bytes, after_idx: int, appended_at: int, event_type: str,
+                             event_json: str) -> None:
+        self._db.execute(
+            "INSERT INTO journal_event (invocation_id, seq, after_idx, appended_at, event_type, event_json) "
+            "VALUES (?, (SELECT coalesce(max(seq), -1) + 1 FROM journal_event WHERE invocation_id=?), ?, ?, ?, ?)",
+            (invocation_id, invocation_id, after_idx, appended_at, event_type, event_json),
+        )
+
+    def last_journal_event(self, invocation_id: bytes) -> tuple[str, str] | None:
+        """(event_type, event_json) of the invocation's latest journal event."""
+        r = self._db.execute(
+            "SELECT event_type, event_json FROM journal_event WHERE invocation_id=? ORDER BY seq DESC LIMIT 1",
+            (invocation_id,),
+        ).fetchone()
+        return (r[0], r[1]) if r else None
 
     # ------------------------------------------------------------------ state
 
@@ -587,15 +624,23 @@ class Store:
     def remove_from_inbox(self, invocation_id: bytes) -> None:
         self._db.execute("DELETE FROM inbox WHERE invocation_id=?", (invocation_id,))
 
-    def pop_inbox(self, service: str, key: str) -> bytes | None:
+    def enqueue_inbox_mutation(self, service: str, key: str, mutation: bytes, created_at: int) -> None:
+        self._db.execute(
+            "INSERT INTO inbox (service, key, invocation_id, created_at, mutation) VALUES (?,?,?,?,?)",
+            (service, key, b"", created_at, mutation),
+        )
+
+    def pop_inbox(self, service: str, key: str) -> tuple[bytes, bytes | None] | None:
+        """The next entry of a key's inbox, removed: (invocation id, None) for an invocation,
+        (b"", serialized SetObjectState) for a state mutation."""
         r = self._db.execute(
-            "SELECT seq, invocation_id FROM inbox WHERE service=? AND key=? ORDER BY seq LIMIT 1",
+            "SELECT seq, invocation_id, mutation FROM inbox WHERE service=? AND key=? ORDER BY seq LIMIT 1",
             (service, key),
         ).fetchone()
         if r is None:
             return None
         self._db.execute("DELETE FROM inbox WHERE seq=?", (r[0],))
-        return r[1]
+        return r[1], r[2]
 
     # ------------------------------------------------------------------ timers
 

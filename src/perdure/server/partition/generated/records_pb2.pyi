@@ -294,14 +294,16 @@ class Record(_message.Message):
     def __init__(self, timestamp_ms: _Optional[int] = ..., invoke: _Optional[_Union[Invoke, _Mapping]] = ..., effect: _Optional[_Union[InvokerEffect, _Mapping]] = ..., timer: _Optional[_Union[TimerFired, _Mapping]] = ..., signal: _Optional[_Union[DeliverSignal, _Mapping]] = ..., call_result: _Optional[_Union[DeliverCallResult, _Mapping]] = ..., manage: _Optional[_Union[ManageInvocation, _Mapping]] = ..., set_state: _Optional[_Union[SetObjectState, _Mapping]] = ...) -> None: ...
 
 class SetObjectState(_message.Message):
-    __slots__ = ("service", "key", "entries")
+    __slots__ = ("service", "key", "entries", "version")
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     service: str
     key: str
     entries: _containers.RepeatedCompositeFieldContainer[StateEntry]
-    def __init__(self, service: _Optional[str] = ..., key: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[StateEntry, _Mapping]]] = ...) -> None: ...
+    version: str
+    def __init__(self, service: _Optional[str] = ..., key: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[StateEntry, _Mapping]]] = ..., version: _Optional[str] = ...) -> None: ...
 
 class StateEntry(_message.Message):
     __slots__ = ("key", "value")
