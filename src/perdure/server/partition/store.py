@@ -400,7 +400,10 @@ class Store:
         # executescript steps the pragma to completion; execute() would free a single page.
         pages = "" if max_pages is None else f"({int(max_pages)})"
         self._db.executescript(f"PRAGMA incremental_vacuum{pages};")
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        # Not while the checkpoint thread is in a pass of its own: SQLite would answer busy
+        # and leave the log as it is (a pass takes milliseconds; this runs rarely).
+        with self._checkpointer.lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self.forgotten_since_reclaim = 0
 
     def make_durable(self) -> int:
@@ -410,7 +413,14 @@ class Store:
         Outside a transaction."""
         assert not self._in_tx
         applied = self.applied_lsn()
-        busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        # While the checkpoint thread is in a pass SQLite would answer busy anyway: say so
+        # without waiting for it (see reclaim_space).
+        if not self._checkpointer.lock.acquire(blocking=False):
+            return 0
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            self._checkpointer.lock.release()
         return 0 if busy else applied
 
     # ------------------------------------------------------------------ meta
@@ -792,6 +802,7 @@ class _Checkpointer:
         self._commits = commits
         self._wake = threading.Event()
         self._closed = False
+        self.lock = threading.Lock()  # held for each pass; the store's own checkpoints take it too
         self._thread = threading.Thread(target=self._run, name="store-checkpoint", daemon=True)
         self._thread.start()
 
@@ -818,7 +829,8 @@ class _Checkpointer:
                     continue
                 done = now
                 try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    with self.lock:
+                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as e:  # e.g. a full disk: the next pass tries again
                     _log.warning("store checkpoint failed: %s", e)
         finally:
