@@ -321,3 +321,39 @@ async def test_a_handler_that_raises_or_answers_a_split_header_gets_500_and_the_
         writer.close()
     finally:
         await server.stop(grace_s=1)
+
+
+_H2C_OFFER = (b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+              b"HTTP2-Settings: AAEAAEAAAAIAAAABAAMAAABkAAQBAAAAAAUAAEAA\r\n")
+
+
+async def test_an_h2c_upgrade_offer_is_declined_and_the_request_keeps_its_body(served):
+    # Java's HttpClient offers h2c on every cleartext request. Restate's ingress answers such a
+    # request over HTTP/1.1 with its body; llhttp hands the body over as the new protocol's
+    # bytes, and it used to be dropped (the handler saw an empty body).
+    _, _, port = served
+    reader, writer = await _connect(port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\n" + _H2C_OFFER + b"Content-Length: 5\r\n\r\nhello"
+                 + b"POST /echo HTTP/1.1\r\nHost: x\r\n" + _H2C_OFFER
+                 + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                 + b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
+    answers = [await _read_response(reader) for _ in range(3)]
+    assert [(status, body) for status, _, body in answers] == [(200, b"hello"), (200, b"abcde"), (200, b"ok")]
+    assert all("close" not in headers.get("connection", "") for _, headers, _ in answers)
+    writer.close()
+
+
+async def test_a_body_that_comes_after_an_upgrade_offer_in_later_packets_still_arrives(served):
+    _, _, port = served
+    reader, writer = await _connect(port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\n" + _H2C_OFFER + b"Content-Length: 10\r\n\r\n01")
+    await writer.drain()  # the rest of the body in writes of its own
+    writer.write(b"2345")
+    await writer.drain()
+    writer.write(b"6789")
+    status, _, body = await _read_response(reader)
+    assert (status, body) == (200, b"0123456789")
+    writer.write(b"GET /item/a HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+    status, _, body = await _read_response(reader)
+    assert status == 200 and json.loads(body)["name"] == "a"
+    writer.close()

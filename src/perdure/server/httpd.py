@@ -287,6 +287,7 @@ class _Connection(asyncio.Protocol):
         self._body_size = 0
         self._request: Request | None = None
         self._skip_body = False
+        self._resuming: Request | None = None  # see _decline_upgrade
 
     # ---------------------------------------------------------------- transport events
 
@@ -326,11 +327,8 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except _HeadTooLarge:
             self._refuse(Response(status=431))
-        except httptools.HttpParserUpgrade:
-            # An `Upgrade` offer (h2c, websocket) we do not take: a request without a body was
-            # parsed in full and is answered normally; anything after it is not HTTP/1.1.
-            self._refused = True
-            self._closing = True
+        except httptools.HttpParserUpgrade as e:
+            self._decline_upgrade(data[e.args[0]:])
         except httptools.HttpParserError as e:
             if isinstance(e.__context__, _HeadTooLarge):
                 self._refuse(Response(status=431))
@@ -346,6 +344,9 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._in_message = True
+        if self._resuming is not None:  # the head of our own that carries a declined upgrade's body
+            self._request, self._body, self._body_size, self._skip_body = self._resuming, [], 0, False
+            return
         self._url = b""
         self._header_list = []
         self._head_size = 0
@@ -355,10 +356,14 @@ class _Connection(asyncio.Protocol):
         self._skip_body = False
 
     def on_url(self, url: bytes) -> None:
+        if self._resuming is not None:
+            return
         self._url += url
         self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._resuming is not None:
+            return
         self._count_head(len(name) + len(value) + 4)
         self._header_list.append((name.decode("latin-1"), value.decode("latin-1")))
 
@@ -368,6 +373,8 @@ class _Connection(asyncio.Protocol):
             raise _HeadTooLarge
 
     def on_headers_complete(self) -> None:
+        if self._resuming is not None:
+            return
         parser = self._parser
         headers = Headers(self._header_list)
         request = Request(parser.get_method().decode("ascii"), self._url.decode("latin-1"), headers,
@@ -399,6 +406,7 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self._in_message = False
+        self._resuming = None
         if self._skip_body or self._refused:
             return
         request = self._request
@@ -409,6 +417,34 @@ class _Connection(asyncio.Protocol):
         if len(self._pending) >= MAX_PIPELINED and not self._reading_paused and self._transport is not None:
             self._transport.pause_reading()
             self._reading_paused = True
+
+    def _decline_upgrade(self, rest: bytes) -> None:
+        """A request offered an `Upgrade` (h2c from Java's HttpClient, websocket) that we do
+        not take, as Restate's ingress does not: it is an ordinary HTTP/1.1 request, body
+        included (RFC 9110 §7.8). llhttp stopped after its head, took the message as complete
+        without a body and hands what follows over as the new protocol's bytes. Parse on with
+        a fresh parser: the request's body first, under a head of our own that carries only
+        its framing, then whatever follows on the connection."""
+        request = self._request
+        self._parser = httptools.HttpRequestParser(self)
+        last = self._pending[-1] if self._pending else None
+        if request is not None and isinstance(last, tuple) and last[0] is request:
+            headers = request.headers
+            if "chunked" in headers.get("transfer-encoding", "").lower():
+                framing = b"Transfer-Encoding: chunked\r\n"
+            elif headers.get("content-length", "0").strip() not in ("", "0"):
+                framing = b"Content-Length: %s\r\n" % headers["content-length"].strip().encode("latin-1")
+            else:
+                framing = None
+            if framing is not None:
+                self._pending.pop()  # it completes again, with its body
+                tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
+                keep = "keep-alive" in tokens if request.version == "1.0" else "close" not in tokens
+                self._resuming = request
+                self._parser.feed_data(b"POST / HTTP/%s\r\n%s%s\r\n" % (
+                    request.version.encode("ascii"), framing, b"" if keep else b"Connection: close\r\n"))
+        if rest:
+            self.data_received(rest)
 
     # ---------------------------------------------------------------- answering
 
