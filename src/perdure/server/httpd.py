@@ -288,6 +288,8 @@ class _Connection(asyncio.Protocol):
         self._request: Request | None = None
         self._skip_body = False
         self._resuming: Request | None = None  # see _decline_upgrade
+        self._h2: Any = None  # an httpd_h2.H2Session once the client spoke HTTP/2 (prior knowledge)
+        self._start: bytes | None = b""  # the connection's first bytes, until HTTP/1.1 or HTTP/2 is told
 
     # ---------------------------------------------------------------- transport events
 
@@ -298,6 +300,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._server.connections.discard(self)
+        if self._h2 is not None:
+            self._h2.connection_lost()
         self._cancel_idle_timer()
         self._transport = None
         self._pending.clear()
@@ -320,6 +324,11 @@ class _Connection(asyncio.Protocol):
         return None
 
     def data_received(self, data: bytes) -> None:
+        if self._h2 is not None:
+            self._h2.data_received(data)
+            return
+        if self._start is not None and not self._speaks_http11(data):
+            return
         if self._refused:
             return  # lingering after a refusal: drop what is still arriving
         self._cancel_idle_timer()
@@ -339,6 +348,36 @@ class _Connection(asyncio.Protocol):
                 self._start_worker()
             else:
                 self._restart_idle_timer()
+
+    def _speaks_http11(self, data: bytes) -> bool:
+        """Tell HTTP/2 with prior knowledge (its preface) from HTTP/1.1 by the connection's
+        first bytes. Returns True for HTTP/1.1 (go on with `data`); else HTTP/2 took over or
+        more bytes are needed."""
+        from_start = self._start + data  # type: ignore[operator]
+        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+        if len(from_start) < len(preface) and preface.startswith(from_start):
+            self._start = from_start
+            return False
+        self._start = None
+        if not from_start.startswith(preface):
+            if len(from_start) > len(data):  # bytes held back: parse them too
+                self._parser.feed_data(from_start[: len(from_start) - len(data)])
+            return True
+        from perdure.server.httpd_h2 import H2Session
+
+        self._cancel_idle_timer()
+        self._h2 = H2Session(self, self._app, self._transport)
+        self._h2.data_received(from_start)
+        if not self._h2.busy:
+            self._restart_idle_timer()
+        return False
+
+    def h2_stream_opened(self) -> None:
+        self._cancel_idle_timer()
+
+    def h2_idle(self) -> None:
+        if self._transport is not None:
+            self._restart_idle_timer()
 
     # ---------------------------------------------------------------- parser callbacks
 
@@ -541,10 +580,15 @@ class _Connection(asyncio.Protocol):
     # ---------------------------------------------------------------- stopping
 
     def is_idle(self) -> bool:
+        if self._h2 is not None:
+            return not self._h2.busy
         return self._worker is None and not self._pending and not self._in_message
 
     async def finish(self, grace_s: float) -> None:
         """Let the request being answered finish (up to `grace_s`), then close."""
+        if self._h2 is not None:
+            await self._h2.finish(grace_s)
+            return
         worker = self._worker
         if worker is not None:
             try:
