@@ -21,6 +21,8 @@ from datetime import timedelta
 import restate
 from restate import InvocationRetryPolicy
 
+from tests.server.services.v4_manifest import with_v4_manifest
+
 failing = restate.Service(
     "Failing",
     invocation_retry_policy=InvocationRetryPolicy(
@@ -69,15 +71,4 @@ async def hang(ctx: restate.Context) -> str:
     return await value
 
 
-_sdk_app = restate.app(services=[failing])
-_V4_MANIFEST = b"application/vnd.restate.endpointmanifest.v4+json"
-
-
-async def app(scope, receive, send):
-    """The SDK app; a `GET /discover` without an Accept header (the test harness's readiness
-    probe) is answered with the v4 manifest, the first that can carry retry policies."""
-    if scope.get("type") == "http" and scope.get("path") == "/discover":
-        headers = list(scope.get("headers") or [])
-        if not any(k.lower() == b"accept" for k, _ in headers):
-            scope = {**scope, "headers": [*headers, (b"accept", _V4_MANIFEST)]}
-    await _sdk_app(scope, receive, send)
+app = with_v4_manifest(restate.app(services=[failing]))

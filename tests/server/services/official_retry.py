@@ -21,6 +21,8 @@ from datetime import timedelta
 import restate
 from restate import InvocationRetryPolicy
 
+from tests.server.services.v4_manifest import with_v4_manifest
+
 EVENTS_ENV = "PERDURE_TEST_EVENTS"
 
 flaky = restate.Service(
@@ -58,15 +60,4 @@ async def echo(ctx: restate.Context, x: str) -> str:
     return x
 
 
-_sdk_app = restate.app(services=[flaky, short_lived])
-_V4_MANIFEST = b"application/vnd.restate.endpointmanifest.v4+json"
-
-
-async def app(scope, receive, send):
-    """The SDK app; a `GET /discover` without an Accept header (the test harness's readiness
-    probe) is answered with the v4 manifest, the first that can carry retry policies."""
-    if scope.get("type") == "http" and scope.get("path") == "/discover":
-        headers = list(scope.get("headers") or [])
-        if not any(k.lower() == b"accept" for k, _ in headers):
-            scope = {**scope, "headers": [*headers, (b"accept", _V4_MANIFEST)]}
-    await _sdk_app(scope, receive, send)
+app = with_v4_manifest(restate.app(services=[flaky, short_lived]))
