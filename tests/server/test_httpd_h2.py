@@ -185,7 +185,7 @@ async def test_bodies_of_several_streams_arriving_interleaved_each_reach_their_h
                 await stream.end()
                 return await _read_all(stream)
 
-            answers = await asyncio.gather(*(upload(s, p) for s, p in zip(streams, parts)))
+            answers = await asyncio.gather(*(upload(s, p) for s, p in zip(streams, parts, strict=True)))
             assert answers == parts
         finally:
             await connection.aclose()

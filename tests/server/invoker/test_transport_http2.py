@@ -465,7 +465,7 @@ async def test_a_connection_is_retired_before_hypercorns_request_limit_so_no_str
             stream = await pool.open_stream(HOST, server.port, "POST", "/echo")
             await stream.send(b"%d-" % n)
             streams.append(stream)
-        for n, stream in enumerate(streams):
+        for stream in streams:
             await stream.send(b"end")
             await stream.end()
         assert [await read_to_end(s) for s in streams] == [b"%d-end" % n for n in range(8)]
