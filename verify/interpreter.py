@@ -11,18 +11,24 @@ What the oracle needs is appended, one ``os.write`` per line on an ``O_APPEND`` 
 to the file named by ``VERIFY_EVENTS``, so lines of concurrent writers never interleave:
 
     start <pid>                           this service process started
-    enter <object>/<key> <inv> <token>    an exclusive handler attempt began
+    enter <object>/<key> <inv> <token> <port>
+                                          an exclusive handler attempt began, on a
+                                          connection from that peer port (the proxy's side)
     exit <object>/<key> <inv> <token>     ... and ended (not written if the process dies)
     run <inv> <step> <token>              a `run` closure executes
     acked <inv> <step> <token>            the handler got past that step
 
-``token`` is ``<pid>.<n>``: one per handler attempt in this process. Every line ends with
-`` @<unix time>`` (diagnosis only: the oracle relies on line order, not on clocks).
+``token`` is ``<pid>.<n>``: one per handler attempt in this process. ``port`` is the peer
+port of the HTTP connection the attempt came on (``-`` if unknown): the runner's proxy names
+its connections by that port, so the oracle can tell which server process sent the attempt.
+Every line ends with `` @<unix time>`` (diagnosis only: the oracle relies on line order,
+not on clocks).
 
 Deliberately no ``from __future__ import annotations``: the official SDK reads the handlers'
 annotations at definition time and they name the ``sdk`` argument of ``build``.
 """
 
+import contextvars
 import itertools
 import os
 import time
@@ -36,6 +42,21 @@ __all__ = ["HELPER", "MAX_LAYERS", "build"]
 
 HELPER = "VerifyHelper"
 MAX_LAYERS = 4
+
+# The peer port of the HTTP request being served (set by `_with_peer`, read by the handlers:
+# the SDK runs a handler in the request's task or in one it starts, which copies the context).
+_PEER_PORT: contextvars.ContextVar[str] = contextvars.ContextVar("verify_peer_port", default="-")
+
+
+def _with_peer(app: Any) -> Any:
+    """The ASGI ``app``, noting each HTTP request's peer port for the handlers."""
+    async def asgi(scope: dict, receive: Any, send: Any) -> None:
+        client = scope.get("client") if scope.get("type") == "http" else None
+        if client:
+            _PEER_PORT.set(str(client[1]))
+        await app(scope, receive, send)
+
+    return asgi
 
 
 class _Events:
@@ -194,7 +215,7 @@ def build(sdk: ModuleType) -> Any:
         async def run(ctx: sdk.ObjectContext, prog: dict) -> list:
             inv, token = ctx.request().id, events.token()
             where = f"{name}/{ctx.key()}"
-            events.record(f"enter {where} {inv} {token}")
+            events.record(f"enter {where} {inv} {token} {_PEER_PORT.get()}")
             try:
                 return await interpret(ctx, prog, inv, token)
             finally:
@@ -204,7 +225,7 @@ def build(sdk: ModuleType) -> Any:
         async def add(ctx: sdk.ObjectContext, n: int) -> int:
             inv, token = ctx.request().id, events.token()
             where = f"{name}/{ctx.key()}"
-            events.record(f"enter {where} {inv} {token}")
+            events.record(f"enter {where} {inv} {token} {_PEER_PORT.get()}")
             try:
                 return await increment(ctx, n)
             finally:
@@ -219,4 +240,4 @@ def build(sdk: ModuleType) -> Any:
         return obj
 
     objects = [define_layer(layer) for layer in range(MAX_LAYERS)]
-    return sdk.app([helper, *objects])
+    return _with_peer(sdk.app([helper, *objects]))

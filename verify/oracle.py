@@ -79,7 +79,14 @@ def check_events(path: Path) -> tuple[list[Finding], EventStats]:
     journal writes go nowhere (the state check would see them otherwise). So an overlap or a
     step re-run by a zombie, with a proxy stall between the zombie's start and its
     successor's, is reported as a warning; any other overlap or re-run is a violation (a
-    server kill, a reset or a close alone ends the SDK's stream at once)."""
+    server kill, a reset or a close alone ends the SDK's stream at once).
+
+    A stall can also hide the *start* of an attempt: the dead server's Start reaches the SDK
+    when the stall ends, after the restarted server ran the attempt that replaced it, so the
+    zombie enters last. The runner names every proxy connection (``link <n> <port>``) before
+    anything crosses it and each ``enter`` names its connection's port, so an attempt whose
+    connection was opened before a ``server-killed`` line, acting after that line, came from
+    a dead server: a zombie too, whatever the order of the enters."""
     stats = EventStats()
     lines = _parse(path)
     stats.lines = len(lines)
@@ -91,6 +98,9 @@ def check_events(path: Path) -> tuple[list[Finding], EventStats]:
     acked: dict[tuple[str, str], tuple[str, int]] = {}
     reruns: list[tuple[bool, str]] = []
     runs: dict[tuple[str, str], int] = defaultdict(int)
+    link_of_port: dict[str, tuple[str, int]] = {}  # peer port -> (connection, its line)
+    link_of_token: dict[str, tuple[str, int]] = {}
+    kill_lines: list[int] = []  # server-killed markers
 
     def close_process(pid: str | None) -> None:
         for tokens in open_by_key.values():
@@ -110,24 +120,43 @@ def check_events(path: Path) -> tuple[list[Finding], EventStats]:
         return (f"a zombie: attempt {successor} (line {successor_line}) superseded it after "
                 f"a proxy stall (line {stalls[-1]}) hid the end of its stream")
 
+    def orphan(token: str, at: int) -> str | None:
+        """How ``token`` came from a server that was dead at line ``at``, or None."""
+        link = link_of_token.get(token)
+        if link is None:
+            return None
+        number, opened = link
+        kills = [n for n in kill_lines if opened < n < at]
+        if not kills:
+            return None
+        return (f"a zombie: it came on connection #{number} (line {opened}), opened by a "
+                f"server killed at line {kills[0]}")
+
     for number_text, kind, *rest in lines:
         number = int(number_text)
         if kind == "proxy" and rest and rest[0].startswith("stall"):
             stall_lines.append(number)
-        if kind == "start":
+        if kind == "link":
+            link_of_port[rest[1]] = (rest[0], number)
+        elif kind == "server-killed":
+            kill_lines.append(number)
+        elif kind == "start":
             stats.service_starts += 1
             close_process(None)  # one service process at a time: older attempts are dead
         elif kind == "killed":
             close_process(rest[0])
         elif kind == "enter":
-            where, inv, token = rest
+            where, inv, token, *port = rest  # no port: a file from before ports were noted
             stats.attempts += 1
             attempts_of_inv[inv].append((number, token))
             enter_line[token] = number
+            if port and port[0] in link_of_port:
+                link_of_token[token] = link_of_port[port[0]]
             for other_token, (other_inv, other_line) in open_by_key[where].items():
                 if other_inv == inv:
                     continue
-                why = zombie(other_inv, other_token, number)
+                why = (zombie(other_inv, other_token, number) or orphan(other_token, number)
+                       or orphan(token, number))
                 overlaps.append((why is not None,
                                  f"{where}: {inv} entered (attempt {token}, line {number}) while "
                                  f"{other_inv} was inside (attempt {other_token}, line "
@@ -142,7 +171,7 @@ def check_events(path: Path) -> tuple[list[Finding], EventStats]:
             runs[(inv, step)] += 1
             if (inv, step) in acked:
                 ack_token, ack_line = acked[(inv, step)]
-                why = zombie(inv, token, number)
+                why = zombie(inv, token, number) or orphan(token, number)
                 reruns.append((why is not None,
                                f"line {number}: step {step} of {inv} ran (attempt {token}) after "
                                f"line {ack_line} acknowledged it (attempt {ack_token})"

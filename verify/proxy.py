@@ -9,6 +9,13 @@ each call picks one live connection with the seeded generator and breaks it in o
 - ``close``: close both sides cleanly (FIN), mid-stream;
 - ``stall``: stop forwarding in both directions for a while, then carry on.
 
+A stall holds what it read: data the server wrote before it died still reaches the
+deployment when the stall ends, and can start an attempt there after the server restarted.
+``on_link(number, port)`` is called when a connection is opened, before anything crosses
+it, with the local port of its upstream side (the peer address the deployment sees), so an
+attempt can be traced back to the connection, and so to the server process, it came from.
+``stall``/``resume``/``holding`` let a test place a stall by hand.
+
 Owns its listening socket and the tasks of its connections; touches nothing else.
 """
 
@@ -19,6 +26,7 @@ import contextlib
 import random
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = ["FaultyProxy", "ProxyStats"]
@@ -45,6 +53,8 @@ class _Link:
         self.upstream = upstream
         self.flowing = asyncio.Event()
         self.flowing.set()
+        # Chunks read while stalled and not forwarded yet, toward the deployment and back.
+        self.held = {"deployment": 0, "server": 0}
 
     def abort(self, rst: bool) -> None:
         for writer in (self.client, self.upstream):
@@ -59,9 +69,11 @@ class _Link:
 
 
 class FaultyProxy:
-    def __init__(self, upstream_host: str, upstream_port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, upstream_host: str, upstream_port: int, host: str = "127.0.0.1", *,
+                 on_link: Callable[[int, int], None] | None = None) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.host = host
+        self.on_link = on_link
         self.port: int | None = None
         self.stats = ProxyStats()
         self._server: asyncio.Server | None = None
@@ -93,6 +105,29 @@ class FaultyProxy:
     def live_connections(self) -> int:
         return len(self._links)
 
+    def link_numbers(self) -> list[int]:
+        """The numbers of the connections open now."""
+        return sorted(self._links)
+
+    def stall(self, number: int, seconds: float | None = None) -> None:
+        """Stop forwarding on connection ``number``, for ``seconds`` or until ``resume``
+        (whichever stall of it ends first ends it)."""
+        self._links[number].flowing.clear()
+        if seconds is not None:
+            asyncio.get_running_loop().call_later(seconds, self.resume, number)
+
+    def resume(self, number: int) -> None:
+        """End a stall of connection ``number`` (if it is still open): forward what it held."""
+        link = self._links.get(number)
+        if link is not None:
+            link.flowing.set()
+
+    def holding(self, number: int, toward: str = "deployment") -> int:
+        """Chunks on their way to ``toward`` ("deployment" or "server") that the stall of
+        connection ``number`` read and has not forwarded yet."""
+        link = self._links.get(number)
+        return link.held[toward] if link is not None else 0
+
     def fault(self, rng: random.Random) -> str | None:
         """Break one live connection (chosen by ``rng``); return what was done, or None if
         no connection was open."""
@@ -104,8 +139,7 @@ class FaultyProxy:
         self.stats.faults[kind] += 1
         if kind == "stall":
             seconds = rng.uniform(*STALL_SECONDS)
-            link.flowing.clear()
-            asyncio.get_running_loop().call_later(seconds, link.flowing.set)
+            self.stall(number, seconds)
             return f"stall connection #{number} for {seconds:.1f}s"
         link.abort(rst=kind == "reset")
         return f"{kind} connection #{number}"
@@ -125,9 +159,11 @@ class FaultyProxy:
             number = self.stats.connections
             link = _Link(number, writer, up_writer)
             self._links[number] = link
+            if self.on_link is not None:
+                self.on_link(number, up_writer.get_extra_info("sockname")[1])
             try:
-                await asyncio.gather(self._pump(reader, up_writer, link),
-                                     self._pump(up_reader, writer, link))
+                await asyncio.gather(self._pump(reader, up_writer, link, "deployment"),
+                                     self._pump(up_reader, writer, link, "server"))
             finally:
                 del self._links[number]
                 link.abort(rst=False)
@@ -139,13 +175,18 @@ class FaultyProxy:
             self._tasks.discard(task)
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    link: _Link) -> None:
+                    link: _Link, toward: str) -> None:
         try:
             while True:
                 data = await reader.read(_CHUNK)
                 if not data:
                     break
-                await link.flowing.wait()
+                if not link.flowing.is_set():
+                    link.held[toward] += 1
+                    try:
+                        await link.flowing.wait()
+                    finally:
+                        link.held[toward] -= 1
                 writer.write(data)
                 await writer.drain()
                 self.stats.bytes_forwarded += len(data)

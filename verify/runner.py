@@ -293,7 +293,11 @@ class Runner:
     async def _start_processes(self) -> None:
         await asyncio.to_thread(self.server.start)
         await asyncio.to_thread(self.service.start)
-        self.proxy = await FaultyProxy("127.0.0.1", self.service.port).start()  # type: ignore[arg-type]
+        # Each connection is named in the events file before anything crosses it, so the
+        # oracle knows which server process sent each attempt (see check_events).
+        self.proxy = await FaultyProxy(
+            "127.0.0.1", self.service.port,  # type: ignore[arg-type]
+            on_link=lambda number, port: self.marker(f"link {number} {port}")).start()
         await asyncio.to_thread(self.server.register, self.proxy.url, self.cfg.http1)
 
     async def _ensure_up(self) -> None:

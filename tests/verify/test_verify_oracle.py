@@ -198,3 +198,47 @@ def test_a_superseded_attempt_without_a_stall_is_still_a_violation(tmp_path):
         exit VerifyL0/k1 invA 10.1
     """))
     assert [(f.invariant, f.violation) for f in findings] == [("one writer per key", True)]
+
+
+def test_an_attempt_whose_connection_a_killed_server_opened_is_a_zombie_even_entering_last(tmp_path):
+    # A stall held the dead server's Start: its attempt (10.3, on the port of connection 1)
+    # enters after the restarted server's attempt (10.2, connection 2) acknowledged the step.
+    findings, _ = check_events(_events(tmp_path, """
+        start 10
+        link 1 50001
+        proxy stall-connection-#1-for-1.8s
+        server-killed 77
+        link 2 50002
+        enter VerifyL0/k1 invA 10.2 50002
+        run invA 0 10.2
+        acked invA 0 10.2
+        exit VerifyL0/k1 invA 10.2
+        enter VerifyL0/k1 invB 10.4 50002
+        enter VerifyL0/k1 invA 10.3 50001
+        run invA 0 10.3
+        exit VerifyL0/k1 invA 10.3
+        exit VerifyL0/k1 invB 10.4
+    """))
+    assert [(f.invariant, f.violation) for f in findings] == [("one writer per key", False),
+                                                            ("exactly-once steps", False)]
+    assert all("opened by a server killed at line 4" in f.details[0] for f in findings)
+
+
+def test_a_rerun_on_a_connection_of_the_live_server_is_still_a_violation(tmp_path):
+    # The same port, reused by a connection the restarted server opened: that attempt's
+    # writes reach a live server, so its re-run counts.
+    findings, _ = check_events(_events(tmp_path, """
+        start 10
+        link 1 50001
+        server-killed 77
+        link 2 50002
+        enter VerifyL0/k1 invA 10.2 50002
+        run invA 0 10.2
+        acked invA 0 10.2
+        exit VerifyL0/k1 invA 10.2
+        link 3 50001
+        enter VerifyL0/k1 invA 10.3 50001
+        run invA 0 10.3
+        exit VerifyL0/k1 invA 10.3
+    """))
+    assert [(f.invariant, f.violation) for f in findings] == [("exactly-once steps", True)]
