@@ -1,4 +1,4 @@
-"""Java's own HttpClient against the node's ingress and admin ports. It offers an upgrade to
+"""Java's own HttpClient against the node's ingress and admin ports (and Restate's, the same). It offers an upgrade to
 h2c on every cleartext request (the Restate Java SDK's client is built on it); the node
 declines, as Restate does, and must still read each request's body. It used to drop it: the
 handler ran with an empty input and the registration had no body."""
@@ -28,12 +28,13 @@ def _jdk_client(tmp_path):
     return call
 
 
-def test_java_httpclient_registers_and_calls_with_its_bodies(tmp_path, perdure_server, start_service):
+def test_java_httpclient_registers_and_calls_with_its_bodies(tmp_path, any_server, start_service):
+    # The same on Restate (the reference) and on perdure.
     call = _jdk_client(tmp_path / "classes")
     svc = start_service(SERVICE)
-    [(status, body)] = call("POST", perdure_server.admin_url + "/deployments", json.dumps({"uri": svc.url}))
+    [(status, body)] = call("POST", any_server.admin_url + "/deployments", json.dumps({"uri": svc.url}))
     assert status == 201, body
     assert [s["name"] for s in json.loads(body)["services"]] == ["Starts"]
     # Three requests on one connection: each handler gets the body it was sent, and echoes it.
-    answers = call("POST", perdure_server.ingress_url + "/Starts/quick", "7", "123456", '"seven"')
+    answers = call("POST", any_server.ingress_url + "/Starts/quick", "7", "123456", '"seven"')
     assert answers == [(200, "7"), (200, "123456"), (200, '"seven"')]
