@@ -12,7 +12,6 @@ import pytest
 
 from perdure.server.httpd import App, HttpServer, Request, Response, json_response
 from perdure.server.invoker.http2 import H2Connection, H2Stream
-from tests.server.lifecycle_helpers import post
 
 LIMIT = 64 * 1024
 HOST = "127.0.0.1"
@@ -154,20 +153,21 @@ async def test_http11_still_works_and_a_preface_split_across_writes_is_recognise
                     return
 
 
-def test_curl_calls_a_handler_over_h2c_prior_knowledge(perdure_server, start_service):
+def test_curl_calls_a_handler_over_h2c_prior_knowledge(any_server, start_service):
+    # The same on Restate (the reference) and on perdure.
     curl = shutil.which("curl")
     assert curl, "curl is needed"
     svc = start_service("tests.server.services.attempt_start:app")
-    svc.register_on(perdure_server)
+    any_server.register(svc.url)
     out = subprocess.run([curl, "-s", "-i", "--http2-prior-knowledge", "-X", "POST",
-                          perdure_server.ingress_url + "/Starts/quick",
+                          any_server.ingress_url + "/Starts/quick",
                           "-H", "content-type: application/json", "-d", "41"],
                          capture_output=True, text=True, timeout=30, check=True).stdout
     assert out.startswith("HTTP/2 200")
     assert out.rstrip().endswith("\n41")
     assert "x-restate-id: inv_" in out
     # HTTP/1.1 on the same port, as before.
-    r = post(perdure_server, "/Starts/quick", 42)
+    r = any_server.call("Starts", "quick", 42)
     assert r.status == 200 and r.json() == 42
 
 
