@@ -261,6 +261,21 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _INTERNAL_ERROR = Response(status=500, text="500 Internal Server Error\n\nServer got itself in trouble")
 
 
+async def respond(app: App, request: Request) -> Response:
+    """The app's answer to `request`; a handler that raised gets a 500 (and a log line)."""
+    try:
+        return await app.handler(request)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.raw_path)
+        return _INTERNAL_ERROR
+
+
+# The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113 §3.4).
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: parses requests as bytes arrive and answers them one at a time,
     in order, from a single worker task that exists only while there is something to answer."""
@@ -354,12 +369,11 @@ class _Connection(asyncio.Protocol):
         first bytes. Returns True for HTTP/1.1 (go on with `data`); else HTTP/2 took over or
         more bytes are needed."""
         from_start = self._start + data  # type: ignore[operator]
-        preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-        if len(from_start) < len(preface) and preface.startswith(from_start):
+        if len(from_start) < len(H2_PREFACE) and H2_PREFACE.startswith(from_start):
             self._start = from_start
             return False
         self._start = None
-        if not from_start.startswith(preface):
+        if not from_start.startswith(H2_PREFACE):
             if len(from_start) > len(data):  # bytes held back: parse them too
                 self._parser.feed_data(from_start[: len(from_start) - len(data)])
             return True
@@ -509,7 +523,7 @@ class _Connection(asyncio.Protocol):
                     self._linger()
                     return
                 request, keep_alive = item
-                response = await self._respond(request)
+                response = await respond(self._app, request)
                 keep_alive = keep_alive and not self._server.stopping and not (self._closing and not self._pending)
                 await self._write(self._encode(request, response, keep_alive))
                 if not keep_alive:
@@ -522,15 +536,6 @@ class _Connection(asyncio.Protocol):
                 self._close()
             else:
                 self._restart_idle_timer()
-
-    async def _respond(self, request: Request) -> Response:
-        try:
-            return await self._app.handler(request)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s %s failed", request.method, request.raw_path)
-            return _INTERNAL_ERROR
 
     @staticmethod
     def _encode(request: Request, response: Response, keep_alive: bool) -> bytes:

@@ -11,22 +11,16 @@ Imported only when a client sends the preface.
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h2.config
 import h2.connection
-import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
 
-if TYPE_CHECKING:
-    from perdure.server.httpd import App, Response
+from perdure.server.httpd import App, Headers, Request, Response, _http_date, respond
 
-log = logging.getLogger("perdure.httpd")
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 # Concurrent streams a client may open on one connection (hyper's server default is 200;
 # Go's 250). Each holds its request body until answered, so this times the body limit
 # bounds what one connection can make the node hold: 100 x 32 MiB by default.
@@ -154,9 +148,7 @@ class H2Session:
     # ------------------------------------------------------------------ answering
 
     @staticmethod
-    def _request(stream: _Stream) -> Any:
-        from perdure.server.httpd import Headers, Request
-
+    def _request(stream: _Stream) -> Request:
         pseudo = {n: v for n, v in stream.headers if n.startswith(":")}
         fields = [(n, v) for n, v in stream.headers if not n.startswith(":")]
         authority = pseudo.get(":authority")
@@ -166,20 +158,9 @@ class H2Session:
                        b"".join(stream.body))
 
     async def _answer(self, stream_id: int, stream: _Stream) -> None:
-        from perdure.server.httpd import _INTERNAL_ERROR, _http_date
-
         try:
             request = self._request(stream)
-            if stream.refused is not None:
-                response = stream.refused
-            else:
-                try:
-                    response = await self._app.handler(request)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("%s %s failed", request.method, request.raw_path)
-                    response = _INTERNAL_ERROR
+            response = stream.refused or await respond(self._app, request)
             body = b"" if request.method == "HEAD" else response.body
             head = [(":status", str(response.status))]
             if response.content_type is not None:
