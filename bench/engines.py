@@ -172,6 +172,12 @@ def make_engine(name: str, base: Path, keep: bool = False) -> Any:
     return Engine(name, base)
 
 
+#: The event loop of the deployment processes (both SDKs, both servers): uvloop, as a
+#: production deployment would run hypercorn (``hypercorn -k uvloop``). ``BENCH_SERVICE_LOOP=
+#: asyncio`` measures hypercorn's default loop instead.
+SERVICE_LOOP = os.environ.get("BENCH_SERVICE_LOOP", "uvloop")
+
+
 def start_service(deployment: str, base: Path) -> Any:
     from tests.support import ServiceProcess
 
@@ -180,4 +186,5 @@ def start_service(deployment: str, base: Path) -> Any:
         True,
         log_dir=base / "logs",
         name=f"bench-svc-{deployment}",
+        loop=SERVICE_LOOP,
     ).start()

@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("app", help="ASGI app as package.module:attr")
     parser.add_argument("--fd", type=int, required=True, help="bound TCP socket to serve on")
     parser.add_argument("--graceful-timeout", type=float, default=2.0)
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop (as hypercorn's --worker-class asyncio|uvloop)",
+    )
     args = parser.parse_args(argv)
 
     from hypercorn.asyncio import serve
@@ -73,7 +79,12 @@ def main(argv: list[str] | None = None) -> None:
             loop.add_signal_handler(sig, on_signal)
         await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
-    asyncio.run(run())
+    if args.loop == "uvloop":
+        import uvloop
+
+        uvloop.run(run())
+    else:
+        asyncio.run(run())
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ class ServiceProcess(ProcessLifecycle):
         python: interpreter (default ``.venv/bin/python``).
         startup_timeout: seconds to wait for ``GET /discover`` to answer.
         name: label for logs and messages.
+        loop: ``"asyncio"`` (default) or ``"uvloop"``: the event loop hypercorn runs on.
 
     ``start()`` returns ``self``; ``url`` is ``http://127.0.0.1:<port>``;
     ``stop()`` (SIGINT, see there), ``kill()`` (SIGKILL),
@@ -67,8 +68,10 @@ class ServiceProcess(ProcessLifecycle):
         startup_timeout: float = 20.0,
         name: str | None = None,
         host: str = LOOPBACK,
+        loop: str = "asyncio",
     ) -> None:
         self.module_attr = module_attr
+        self.loop = loop
         self.http2 = http2
         self.env = {k: str(v) for k, v in (env or {}).items()}
         self.port = port
@@ -109,6 +112,8 @@ class ServiceProcess(ProcessLifecycle):
                 str(fd),
                 "--graceful-timeout",
                 "1",
+                "--loop",
+                self.loop,
                 self.module_attr,
             ]
             self.process = ManagedProcess(

@@ -28,6 +28,16 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
 
 
+def _worker_class() -> list[str]:
+    """hypercorn on uvloop where uvloop is installed (a server dependency on Linux and macOS):
+    a deployment's per-step cost is mostly event-loop and HTTP/2 work."""
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        return []
+    return ["--worker-class", "uvloop"]
+
+
 def _host_port(bind: str) -> tuple[str, int]:
     host, _, port = bind.rpartition(":")
     if not host or not port.isdigit():
@@ -100,7 +110,7 @@ class _DevLoop:
         try:
             self.service = subprocess.Popen(
                 [sys.executable, "-m", "hypercorn", "--bind", self.service_bind, "--graceful-timeout", "1",
-                 module], cwd=self.service_file.parent, stdout=out, stderr=subprocess.STDOUT,
+                 *_worker_class(), module], cwd=self.service_file.parent, stdout=out, stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         finally:
             out.close()
