@@ -282,6 +282,9 @@ _INSERT_INVOCATION = (
 _SELECT_INVOCATION = f"SELECT {', '.join(_INVOCATION_COLUMNS)} FROM invocation"
 # Invocation rows kept in memory (as value tuples) between reads; see get_invocation.
 ROW_CACHE_SIZE = 1024
+# Virtual-object keys whose lock holder, or empty inbox, is kept in memory; the cache starts
+# over when full (a miss costs one SELECT).
+KEY_CACHE_SIZE = 65536
 _MISSING = object()
 
 
@@ -337,6 +340,12 @@ class Store:
         self._in_tx = False
         self._rows: OrderedDict[bytes, tuple | None] = OrderedDict()
         self._dirty: dict[bytes, tuple] = {}
+        # Read caches of three small tables that nearly every keyed invocation or completion
+        # asks about (see lock_holder, pop_inbox, take_listeners); the store is their only
+        # writer, so a write updates them. Dropped when a transaction rolls back.
+        self._locks: dict[tuple[str, str], bytes | None] = {}
+        self._inbox_empty: set[tuple[str, str]] = set()
+        self._listened: set[bytes] | None = None  # targets with a listener; None: not loaded
         self.forgotten_since_reclaim = 0  # invocations deleted since the last reclaim_space
         self._commits = 0
         self._checkpointer = _Checkpointer(self.path, lambda: self._commits)
@@ -387,11 +396,17 @@ class Store:
             # COMMIT (a full disk) may leave the transaction open, or SQLite may have ended it.
             self._dirty.clear()
             self._rows.clear()
+            self._forget_cached_tables()
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
         finally:
             self._in_tx = False
+
+    def _forget_cached_tables(self) -> None:
+        self._locks.clear()
+        self._inbox_empty.clear()
+        self._listened = None
 
     def reclaim_space(self, max_pages: int | None = None) -> None:
         """Give free pages back to the file system (up to `max_pages`, else all) and truncate
@@ -480,6 +495,8 @@ class Store:
         self._db.execute("DELETE FROM journal_event WHERE invocation_id=?", (invocation_id,))
         self._db.execute("DELETE FROM timer WHERE invocation_id=?", (ordered_key(invocation_id),))
         self._db.execute("DELETE FROM listener WHERE target_id=?", (invocation_id,))
+        if self._listened is not None:
+            self._listened.discard(invocation_id)
 
     def invocations_with_status(self, *statuses: str) -> list[InvocationRow]:
         self._write_dirty_rows()
@@ -611,25 +628,40 @@ class Store:
     # ------------------------------------------------------------------ locks and inbox
 
     def lock_holder(self, service: str, key: str) -> bytes | None:
+        k = (service, key)
+        try:
+            return self._locks[k]
+        except KeyError:
+            pass
         r = self._db.execute(
-            "SELECT invocation_id FROM vo_lock WHERE service=? AND key=?", (service, key)
+            "SELECT invocation_id FROM vo_lock WHERE service=? AND key=?", k
         ).fetchone()
-        return r[0] if r else None
+        holder = r[0] if r else None
+        self._cache_lock(k, holder)
+        return holder
+
+    def _cache_lock(self, k: tuple[str, str], holder: bytes | None) -> None:
+        if len(self._locks) >= KEY_CACHE_SIZE and k not in self._locks:
+            self._locks.clear()
+        self._locks[k] = holder
 
     def lock(self, service: str, key: str, invocation_id: bytes) -> None:
         self._db.execute(
             "INSERT OR REPLACE INTO vo_lock (service, key, invocation_id) VALUES (?,?,?)",
             (service, key, invocation_id),
         )
+        self._cache_lock((service, key), invocation_id)
 
     def unlock(self, service: str, key: str) -> None:
         self._db.execute("DELETE FROM vo_lock WHERE service=? AND key=?", (service, key))
+        self._cache_lock((service, key), None)
 
     def enqueue_inbox(self, service: str, key: str, invocation_id: bytes, created_at: int) -> None:
         self._db.execute(
             "INSERT INTO inbox (service, key, invocation_id, created_at) VALUES (?,?,?,?)",
             (service, key, invocation_id, created_at),
         )
+        self._inbox_empty.discard((service, key))
 
     def remove_from_inbox(self, invocation_id: bytes) -> None:
         self._db.execute("DELETE FROM inbox WHERE invocation_id=?", (invocation_id,))
@@ -639,15 +671,22 @@ class Store:
             "INSERT INTO inbox (service, key, invocation_id, created_at, mutation) VALUES (?,?,?,?,?)",
             (service, key, b"", created_at, mutation),
         )
+        self._inbox_empty.discard((service, key))
 
     def pop_inbox(self, service: str, key: str) -> tuple[bytes, bytes | None] | None:
         """The next entry of a key's inbox, removed: (invocation id, None) for an invocation,
         (b"", serialized SetObjectState) for a state mutation."""
+        k = (service, key)
+        if k in self._inbox_empty:
+            return None
         r = self._db.execute(
             "SELECT seq, invocation_id, mutation FROM inbox WHERE service=? AND key=? ORDER BY seq LIMIT 1",
-            (service, key),
+            k,
         ).fetchone()
         if r is None:
+            if len(self._inbox_empty) >= KEY_CACHE_SIZE:
+                self._inbox_empty.clear()
+            self._inbox_empty.add(k)
             return None
         self._db.execute("DELETE FROM inbox WHERE seq=?", (r[0],))
         return r[1], r[2]
@@ -713,9 +752,19 @@ class Store:
             "INSERT OR IGNORE INTO listener (target_id, caller_id, completion_id, kind) VALUES (?,?,?,?)",
             (target_id, caller_id, completion_id, int(kind)),
         )
+        if self._listened is not None:
+            self._listened.add(target_id)
 
     def take_listeners(self, target_id: bytes) -> list[tuple[bytes, int, ListenerKind]]:
         """The invocations waiting on `target_id` (in a deterministic order); they are removed."""
+        listened = self._listened
+        if listened is None:
+            listened = self._listened = {
+                r[0] for r in self._db.execute("SELECT DISTINCT target_id FROM listener")
+            }
+        if target_id not in listened:
+            return []
+        listened.discard(target_id)
         rows = [
             (caller, cid, ListenerKind(kind))
             for caller, cid, kind in self._db.execute(
