@@ -603,3 +603,59 @@ async def test_a_body_without_start_message_ends_with_a_protocol_error() -> None
         ).run()
         kind, err = f.assert_one_terminal(bytes(t.out), 6)
         assert kind is T.ERROR and err.code == 571
+
+
+# ------------------------------------------------------------------ when a step's command is written
+
+
+class WriteLog(Transport):
+    """A transport that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__([], close=False)
+        self.writes: list[bytes] = []
+
+    async def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        await super().write(data)
+
+
+async def test_a_quick_step_sends_its_command_and_its_result_in_one_write() -> None:
+    async def handler(ctx: perdure.Context, name: str) -> int:
+        return await ctx.run_typed("quick", lambda: 7)
+
+    transport = WriteLog()
+    task = asyncio.create_task(run(handler, transport=transport, close=False, version=7))
+    await transport.written.wait()
+    first = f.types(transport.writes[0], 7)
+    assert first[:2] == ["RUN_COMMAND", "PROPOSE_RUN_COMPLETION"], first
+    transport.feed(None)  # the runtime closes its side: the attempt suspends on the result
+    await task
+
+
+async def test_a_step_still_running_has_its_command_written_before_it_ends() -> None:
+    release = threading.Event()
+
+    def slow() -> int:
+        release.wait(10)
+        return 7
+
+    async def handler(ctx: perdure.Context, name: str) -> int:
+        return await ctx.run_typed("slow", slow)
+
+    transport = WriteLog()
+    task = asyncio.create_task(run(handler, transport=transport, close=False, version=7))
+    try:
+        await asyncio.wait_for(transport.written.wait(), 5)
+        # the step has not returned (it waits for `release`), yet the runtime was told of it
+        assert f.types(transport.writes[0], 7) == ["RUN_COMMAND"]
+        assert not release.is_set()
+    finally:
+        release.set()
+    await asyncio.wait_for(transport.written.wait(), 5)
+    transport.written.clear()
+    while not any("PROPOSE_RUN_COMPLETION" in f.types(w, 7) for w in transport.writes):
+        await asyncio.wait_for(transport.written.wait(), 5)
+        transport.written.clear()
+    transport.feed(None)
+    await task

@@ -83,6 +83,17 @@ T = TypeVar("T")
 O = TypeVar("O")  # noqa: E741 - the official SDK's type variable name
 logger = logging.getLogger("perdure.sdk")
 
+#: How long a step awaited on its own may run before its RunCommand is written by itself; a
+#: step done sooner sends it together with its result.
+RUN_ANNOUNCE_AFTER_S = 0.002
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a background write's failure as seen: the next write fails the same way and is
+    the one reported."""
+    if not task.cancelled():
+        task.exception()
+
 Read = Callable[[], Awaitable[bytes | None]]
 Write = Callable[[bytes], Awaitable[None]]
 
@@ -153,6 +164,7 @@ class Attempt:
         self._change: asyncio.Future[None] | None = None
         self._run_specs: dict[int, _RunSpec] = {}
         self._run_tasks: set[asyncio.Task[None]] = set()
+        self._announcing: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
         self._error_reported = False
 
@@ -337,9 +349,20 @@ class Attempt:
     # ------------------------------------------------------------------ output
 
     async def _flush(self) -> None:
+        announcing = self._announcing
+        if announcing is not None:  # its bytes go first
+            self._announcing = None
+            await announcing
         m = self.machine
         if m.has_output:
             await self._write(m.take_output())
+
+    def _announce(self) -> None:
+        """A step still running after RUN_ANNOUNCE_AFTER_S: write its RunCommand now, so the
+        runtime (and whoever looks at the journal) sees the step started."""
+        if self._announcing is None and self.machine.has_output:
+            task = self._announcing = self._loop.create_task(self._write(self.machine.take_output()))
+            task.add_done_callback(_retrieve)
 
     # ------------------------------------------------------------------ awaiting
 
@@ -359,10 +382,19 @@ class Attempt:
                 await change
             elif progress is Progress.EXECUTE_RUN:
                 handle = m.run_to_execute
-                await self._flush()
                 if type(awaited) is int:
-                    await self._execute_run(handle)
+                    # The handler awaits this step alone. A quick step's RunCommand leaves
+                    # with its result, in one write (one wake-up of the runtime, not two);
+                    # a slower one's leaves when RUN_ANNOUNCE_AFTER_S has passed.
+                    if self._announcing is not None:
+                        await self._flush()
+                    announce = self._loop.call_later(RUN_ANNOUNCE_AFTER_S, self._announce)
+                    try:
+                        await self._execute_run(handle)
+                    finally:
+                        announce.cancel()
                 else:
+                    await self._flush()
                     task = self._loop.create_task(self._execute_run(handle))
                     self._run_tasks.add(task)
                     task.add_done_callback(self._run_tasks.discard)
