@@ -1,5 +1,10 @@
 """`perdure state ...`: read the state of a virtual object or workflow key (SQL over the `state`
-table) and change it (`POST /services/{service}/state`, which replaces the key's whole state)."""
+table) and change it (`POST /services/{service}/state`, which replaces the key's whole state).
+
+`set` and `clear NAME` change one entry: they read the whole state, change the entry and send
+the new state with the version of what they read (as `restate state edit` does). If the key's
+state changed in between (a handler ran, or the change had to wait for one that then wrote),
+the server drops the update instead of overwriting that change; `--force` sends no version."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import typer
 from perdure.cli import render
 from perdure.cli.admin_client import AdminClient, AdminError, sql_string
 from perdure.cli.options import admin_client
+from perdure.server.partition.state_version import state_version
 
 app = typer.Typer(no_args_is_help=True, help="Read and edit the state of objects and workflows.")
 
@@ -60,8 +66,18 @@ def get(ctx: typer.Context, service: str, key: str,
     render.print_table(["name", "value"], ([n, _show(v)] for n, v in state.items()), title=f"{service}/{key}")
 
 
-def _replace(client: AdminClient, service: str, key: str, new_state: dict[str, bytes]) -> None:
-    body = {"object_key": key, "new_state": {n: list(v) for n, v in new_state.items()}}
+def _version(state: dict[str, bytes]) -> str:
+    return state_version((name.encode(), value) for name, value in state.items())
+
+
+FORCE_HELP = "Write even if the key's state changes between reading and writing it (no version sent)."
+
+
+def _replace(client: AdminClient, service: str, key: str, new_state: dict[str, bytes],
+             version: str | None = None) -> None:
+    body: dict[str, object] = {"object_key": key, "new_state": {n: list(v) for n, v in new_state.items()}}
+    if version is not None:
+        body["version"] = version
     try:
         client.request("POST", f"/services/{service}/state", body)
     except AdminError as e:
@@ -75,29 +91,36 @@ def _replace(client: AdminClient, service: str, key: str, new_state: dict[str, b
 
 @app.command("set")
 def set_(ctx: typer.Context, service: str, key: str, name: str,
-         value_json: str = typer.Argument(..., metavar="VALUE_JSON", help="The new value, as JSON.")) -> None:
-    """Set one state entry of SERVICE's KEY to VALUE_JSON (the other entries are kept)."""
+         value_json: str = typer.Argument(..., metavar="VALUE_JSON", help="The new value, as JSON."),
+         force: bool = typer.Option(False, "--force", help=FORCE_HELP)) -> None:
+    """Set one state entry of SERVICE's KEY to VALUE_JSON (the other entries are kept). Dropped by
+    the server if the key's state changed since it was read, unless --force."""
     try:
         json.loads(value_json)
     except ValueError as e:
         raise typer.BadParameter(f"not valid JSON: {e}", param_hint="VALUE_JSON") from None
     client = admin_client(ctx)
     state = _current(client, service, key)
+    version = None if force else _version(state)
     state[name] = value_json.strip().encode()
-    _replace(client, service, key, state)
+    _replace(client, service, key, state, version)
     render.success(f"set {service}/{key} {name} = {value_json.strip()}")
 
 
 @app.command()
 def clear(ctx: typer.Context, service: str, key: str,
-          name: str | None = typer.Argument(None, help="Only this entry (default: all of them).")) -> None:
-    """Clear the state of SERVICE's KEY, or only its entry NAME."""
+          name: str | None = typer.Argument(None, help="Only this entry (default: all of them)."),
+          force: bool = typer.Option(False, "--force", help=FORCE_HELP)) -> None:
+    """Clear the state of SERVICE's KEY, or only its entry NAME (dropped by the server if the
+    key's state changed since it was read, unless --force)."""
     client = admin_client(ctx)
     state: dict[str, bytes] = {}
+    version = None
     if name is not None:
         state = _current(client, service, key)
         if name not in state:
             render.fail(f"{service}/{key} has no state entry {name!r}")
+        version = None if force else _version(state)
         del state[name]
-    _replace(client, service, key, state)
+    _replace(client, service, key, state, version)
     render.success(f"cleared {service}/{key}" + (f" {name}" if name is not None else ""))
