@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition_key_for_key
 from perdure.server.disk_space import DiskSpace
 from perdure.server.httpd import App, Request, Response, json_response
+from perdure.server.ingress.input_rules import input_error
 from perdure.server.log.errors import LogError
 from perdure.server.partition.effects import InvokeOutcome, Respond
 from perdure.server.partition.generated import records_pb2 as rec
@@ -422,16 +423,9 @@ class Ingress:
         return self._result_response(done, handler, id_header)
 
     def _validate_input(self, handler, request: Request, body: bytes) -> None:
-        rules = handler.input
-        if rules is None:
-            return
-        ct = request.headers.get("content-type")
-        if rules == {}:
-            if body or ct:
-                raise IngressError(400, f"{handler.name} takes no input; send an empty body without content-type")
-            return
-        if rules.get("required") and not body:
-            raise IngressError(400, f"{handler.name} requires a request body")
+        error = input_error(handler.input, request.headers.get("content-type"), body)
+        if error is not None:
+            raise IngressError(400, error)
 
     def _result_response(self, done: Respond, handler, headers: dict[str, str]) -> Response:
         # Restate names the expiry only when it answers from a stored result (a duplicate
