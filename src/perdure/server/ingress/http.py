@@ -42,8 +42,9 @@ __all__ = ["build_ingress_app"]
 log = logging.getLogger("perdure.ingress")
 
 # Headers that describe the HTTP exchange rather than the invocation (protocol.md §4.1).
+# content-length is passed on, as Restate does.
 _DROPPED_HEADERS = frozenset({"connection", "host", "idempotency-key", "idempotency-expires",
-                              "content-length", "transfer-encoding", "keep-alive", "upgrade"})
+                              "transfer-encoding", "keep-alive", "upgrade"})
 
 
 class IngressError(Exception):
@@ -409,7 +410,9 @@ class Ingress:
             payload = {"invocationId": str(iid), "status": status}
             if delay is not None:  # Restate names it for every delayed send, `delay=0` too
                 payload["executionTime"] = _execution_time(now + delay_ms)
-            return json_response(payload, status=202, headers=id_header, dumps=_compact)
+            # Restate names no charset here (the admin API's answers do).
+            return Response(status=202, body=_compact(payload).encode(), headers=id_header,
+                            content_type="application/json")
 
         waiter = self.leader.wait_for_result(id_bytes)
         try:
