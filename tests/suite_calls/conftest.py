@@ -7,11 +7,17 @@ every test runs on four stacks, each a server and an SDK:
 - ``restate-official``: the Restate server, the official SDK, the reference: a test that
   fails there asserts something Restate does not do.
 
+Scenarios the suite runs in its "always suspending" mode too are marked
+``always_suspending``: their tests run once against the bidirectional deployment and once
+against its request/response twin, where every await on something new suspends the
+invocation and the next attempt replays its journal.
+
 Two servers and two service processes (one per SDK, see ``services.py``) start once per
 session and all stay up; each stack registers its SDK's deployments on its server once,
 the first time a test asks for it.
 
-Fixtures: ``stack`` (session, parametrized as above) and ``tag`` (a fresh name for keys).
+Fixtures: ``stack`` (the test's :class:`Stack` in its mode), ``deployed`` (session,
+parametrized as above) and ``tag`` (a fresh name for keys).
 """
 
 from __future__ import annotations
@@ -41,7 +47,9 @@ def _logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def restate_server(tmp_path_factory: pytest.TempPathFactory, _logs: Path) -> Iterator[RestateServer]:
+def restate_server(
+    tmp_path_factory: pytest.TempPathFactory, _logs: Path
+) -> Iterator[RestateServer]:
     env = {
         "RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7": "true",
         # Completed idempotent invocations are forgotten soon after their retention runs
@@ -55,7 +63,9 @@ def restate_server(tmp_path_factory: pytest.TempPathFactory, _logs: Path) -> Ite
 
 
 @pytest.fixture(scope="session")
-def perdure_server(tmp_path_factory: pytest.TempPathFactory, _logs: Path) -> Iterator[PerdureServer]:
+def perdure_server(
+    tmp_path_factory: pytest.TempPathFactory, _logs: Path
+) -> Iterator[PerdureServer]:
     server = PerdureServer(tmp_path_factory.mktemp("perdure"), log_dir=_logs)
     server.start()
     yield server
@@ -81,8 +91,21 @@ def perdure_service(_logs: Path) -> Iterator[ServiceProcess]:
     yield from _service("perdure", _logs)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "always_suspending: also run the test against the request/response twins"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "mode" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "always_suspending"
+    ):
+        metafunc.parametrize("mode", ["bidi", "suspending"], indirect=True)
+
+
 @pytest.fixture(scope="session", params=STACKS, ids=[f"{s}-{k}" for s, k in STACKS])
-def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+def deployed(request: pytest.FixtureRequest) -> Iterator[Stack]:
     server_kind, sdk = request.param
     server = request.getfixturevalue(f"{server_kind}_server")
     service = request.getfixturevalue(f"{sdk}_service")
@@ -94,7 +117,16 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
 
 
 @pytest.fixture
+def mode(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "bidi")
+
+
+@pytest.fixture
+def stack(deployed: Stack, mode: str) -> Stack:
+    return deployed.in_mode(mode == "suspending")
+
+
+@pytest.fixture
 def tag(request: pytest.FixtureRequest) -> str:
     name = re.sub(r"[^a-z0-9]+", "-", request.node.originalname.lower().removeprefix("test_"))
     return f"{name[:40]}-{uuid.uuid4().hex[:8]}"
-

@@ -16,7 +16,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tests.suite_calls.services import RR
@@ -66,20 +66,29 @@ def proxy_request(
 
 @dataclass
 class Stack:
-    """A server with one SDK's deployments (bidi at ``/``, request/response at ``/rr``)."""
+    """A server with one SDK's deployments (bidi at ``/``, request/response at ``/rr``).
+
+    ``suspending`` picks the request/response twins for every name, call and send.
+    """
 
     server_kind: str
     sdk: str
     server: AdminServer
     suffix: str
+    suspending: bool = False
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
 
     def __repr__(self) -> str:
-        return f"<Stack {self.server_kind}-{self.sdk}>"
+        mode = "suspending" if self.suspending else "bidi"
+        return f"<Stack {self.server_kind}-{self.sdk} {mode}>"
+
+    def in_mode(self, suspending: bool) -> Stack:
+        """The same stack, talking to the bidi deployment or to its request/response twin."""
+        return replace(self, suspending=suspending)
 
     def name(self, contract: str, *, suspending: bool = False) -> str:
         """The deployed name of a contract's service (``suspending``: the /rr twin's)."""
-        return contract + self.suffix + (RR if suspending else "")
+        return contract + self.suffix + (RR if suspending or self.suspending else "")
 
     # ----------------------------------------------------------------- ingress
 

@@ -405,8 +405,19 @@ def build(sdk: Any, suffix: str) -> Any:
             await future
 
     return sdk.app(
-        [utils, holder, proxy, counter, lists, maps, failing, interpreter, workflow, receiver,
-         coordinator]
+        [
+            utils,
+            holder,
+            proxy,
+            counter,
+            lists,
+            maps,
+            failing,
+            interpreter,
+            workflow,
+            receiver,
+            coordinator,
+        ]
     )
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
+pytestmark = pytest.mark.always_suspending
+
 
 def test_awaiting_an_awakeable_with_a_timeout_returns_the_timeout(stack):
     result = stack.ok(

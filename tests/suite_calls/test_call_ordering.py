@@ -11,7 +11,9 @@ from tests.suite_calls.harness import proxy_request
 ORDERINGS = [(True, False, False), (False, True, False), (True, True, False)]
 
 
-@pytest.mark.parametrize("one_way", ORDERINGS, ids=lambda o: "-".join("send" if x else "call" for x in o))
+@pytest.mark.parametrize(
+    "one_way", ORDERINGS, ids=lambda o: "-".join("send" if x else "call" for x in o)
+)
 def test_calls_and_one_way_calls_to_one_key_keep_their_order(stack, tag, one_way):
     requests = [
         {

@@ -8,7 +8,9 @@ import pytest
 ORDERINGS = [(True, False, False), (False, True, False), (True, True, False)]
 
 
-@pytest.mark.parametrize("in_background", ORDERINGS, ids=lambda o: "-".join("send" if x else "call" for x in o))
+@pytest.mark.parametrize(
+    "in_background", ORDERINGS, ids=lambda o: "-".join("send" if x else "call" for x in o)
+)
 def test_calls_and_sends_from_a_handler_keep_their_order(stack, tag, in_background):
     stack.ok(
         "Coordinator",

@@ -7,19 +7,27 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.suite_calls.harness import proxy_request
+
+pytestmark = pytest.mark.always_suspending
 
 DELAY_MS = 1500
 
 
 def test_call_returns_the_callees_output(stack):
-    result = stack.ok("Proxy", "call", proxy_request(stack.name("TestUtilsService"), "uppercaseEcho", "ping"))
+    result = stack.ok(
+        "Proxy", "call", proxy_request(stack.name("TestUtilsService"), "uppercaseEcho", "ping")
+    )
 
     assert bytes(result) == json.dumps("PING").encode()
 
 
 def test_one_way_call_runs(stack, tag):
-    invocation_id = stack.ok("Proxy", "oneWayCall", proxy_request(stack.name("Counter"), "add", 1, key=tag))
+    invocation_id = stack.ok(
+        "Proxy", "oneWayCall", proxy_request(stack.name("Counter"), "add", 1, key=tag)
+    )
 
     assert invocation_id.startswith("inv")
     stack.eventually(lambda: stack.ok("Counter", "get", key=tag) == 1, "the counter to reach 1")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.suite_calls.harness import proxy_request
+
+pytestmark = pytest.mark.always_suspending
 
 
 def test_add_reads_and_writes_the_counter(stack, tag):

@@ -4,7 +4,11 @@ retried until the handler succeeds."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.suite_calls.services import SUCCESS_ATTEMPT
+
+pytestmark = pytest.mark.always_suspending
 
 
 def assert_fails_with(resp, message: str) -> None:
@@ -13,7 +17,9 @@ def assert_fails_with(resp, message: str) -> None:
 
 
 def test_terminal_error_reaches_the_caller(stack, tag):
-    assert_fails_with(stack.call("Failing", "terminallyFailingCall", "my error", key=tag), "my error")
+    assert_fails_with(
+        stack.call("Failing", "terminallyFailingCall", "my error", key=tag), "my error"
+    )
 
 
 def test_terminal_errors_again_and_again_leave_the_endpoint_working(stack, tag):

@@ -4,7 +4,11 @@ answered as previously accepted with the same invocation id."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.suite_calls.harness import accepted, content_of
+
+pytestmark = pytest.mark.always_suspending
 
 
 def test_resolving_the_durable_promise_completes_the_workflow(stack, tag):
