@@ -10,7 +10,8 @@ every test runs on four stacks, each a server and an SDK:
 Scenarios the suite runs in its "always suspending" mode too are marked
 ``always_suspending``: their tests run once against the bidirectional deployment and once
 against its request/response twin, where every await on something new suspends the
-invocation and the next attempt replays its journal.
+invocation and the next attempt replays its journal. Those of its "lazy state" mode are
+marked ``lazy_state``: they run against twins whose objects get no state up front.
 
 Two servers and two service processes (one per SDK, see ``services.py``) start once per
 session and all stay up; each stack registers its SDK's deployments on its server once,
@@ -30,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from tests.suite_calls.harness import Stack
-from tests.suite_calls.services import SUFFIX
+from tests.suite_calls.services import MODES, SUFFIX
 from tests.support import PerdureServer, RestateServer, ServiceProcess
 
 STACKS = [
@@ -95,13 +96,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "always_suspending: also run the test against the request/response twins"
     )
+    config.addinivalue_line("markers", "lazy_state: also run the test against lazy-state twins")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "mode" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
-        "always_suspending"
-    ):
-        metafunc.parametrize("mode", ["bidi", "suspending"], indirect=True)
+    modes = ["bidi"]
+    for marker in ("always_suspending", "lazy_state"):
+        if metafunc.definition.get_closest_marker(marker):
+            modes.append({"always_suspending": "suspending", "lazy_state": "lazy-state"}[marker])
+    if "mode" in metafunc.fixturenames and len(modes) > 1:
+        metafunc.parametrize("mode", modes, indirect=True)
 
 
 @pytest.fixture(scope="session", params=STACKS, ids=[f"{s}-{k}" for s, k in STACKS])
@@ -109,8 +113,8 @@ def deployed(request: pytest.FixtureRequest) -> Iterator[Stack]:
     server_kind, sdk = request.param
     server = request.getfixturevalue(f"{server_kind}_server")
     service = request.getfixturevalue(f"{sdk}_service")
-    server.register(service.url)
-    server.register(service.url + "/rr", use_http_11=True)
+    for mode in MODES.values():
+        server.register(service.url + mode.prefix, use_http_11=mode.use_http_11)
     stack = Stack(server_kind, sdk, server, SUFFIX[sdk])
     yield stack
     stack.close()
@@ -123,7 +127,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def stack(deployed: Stack, mode: str) -> Stack:
-    return deployed.in_mode(mode == "suspending")
+    return deployed.in_mode(mode)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from tests.suite_calls.services import RR
+from tests.suite_calls.services import MODES
 from tests.support import AdminServer, HttpResponse, http_request, wait_until
 
 #: How long a test waits for an asynchronous outcome before it fails.
@@ -66,29 +66,29 @@ def proxy_request(
 
 @dataclass
 class Stack:
-    """A server with one SDK's deployments (bidi at ``/``, request/response at ``/rr``).
+    """A server with one SDK's deployments, one per mode (``services.MODES``).
 
-    ``suspending`` picks the request/response twins for every name, call and send.
+    ``mode`` picks which copy of the services every name, call and send goes to.
     """
 
     server_kind: str
     sdk: str
     server: AdminServer
     suffix: str
-    suspending: bool = False
+    mode: str = "bidi"
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
 
     def __repr__(self) -> str:
-        mode = "suspending" if self.suspending else "bidi"
-        return f"<Stack {self.server_kind}-{self.sdk} {mode}>"
+        return f"<Stack {self.server_kind}-{self.sdk} {self.mode}>"
 
-    def in_mode(self, suspending: bool) -> Stack:
-        """The same stack, talking to the bidi deployment or to its request/response twin."""
-        return replace(self, suspending=suspending)
+    def in_mode(self, mode: str) -> Stack:
+        """The same stack, talking to the copy of the services of another mode."""
+        assert mode in MODES, mode
+        return replace(self, mode=mode)
 
-    def name(self, contract: str, *, suspending: bool = False) -> str:
-        """The deployed name of a contract's service (``suspending``: the /rr twin's)."""
-        return contract + self.suffix + (RR if suspending or self.suspending else "")
+    def name(self, contract: str) -> str:
+        """The deployed name of a contract's service in this stack's mode."""
+        return contract + self.suffix + MODES[self.mode].suffix
 
     # ----------------------------------------------------------------- ingress
 
@@ -103,7 +103,6 @@ class Stack:
         headers: dict[str, str] | None = None,
         idempotency_key: str | None = None,
         idempotent: bool = True,
-        suspending: bool = False,
         timeout: float = CALL_TIMEOUT_S,
     ) -> HttpResponse:
         """``POST /{service}/[{key}/]{handler}`` of the contract ``service``."""
@@ -113,7 +112,7 @@ class Stack:
         elif idempotent:
             hdrs["idempotency-key"] = str(uuid.uuid4())
         return self.server.call(
-            self.name(service, suspending=suspending),
+            self.name(service),
             handler,
             arg,
             key=key,

@@ -7,10 +7,12 @@ name carries a suffix (``CounterOfficial``, ``CounterPerdure``, ...) so the two 
 deployments, and their request/response twins (suffix + ``Rr``), can all be registered on
 one server at once; a handler that calls another service by name is told the suffix.
 
-Each SDK's service process serves one ASGI app (:func:`_dispatcher`): its services under
-``/`` (registered as a bidirectional HTTP/2 deployment) and a second copy under ``/rr``
-(registered with ``use_http_11``: request/response, where awaiting any acknowledgement
-suspends the invocation, the suite's "always suspending" mode).
+Each SDK's service process serves one ASGI app (:func:`_dispatcher`) with one copy of the
+services per :data:`MODES` entry: under ``/`` the plain ones (a bidirectional HTTP/2
+deployment); under ``/rr`` twins registered with ``use_http_11`` (request/response, where
+awaiting any acknowledgement suspends the invocation: the suite's "always suspending"
+mode); under ``/lazy`` twins whose objects ask for lazy state (the suite's "lazy state"
+mode: no state comes with the invocation, every read goes to the server).
 
 Handlers that must count attempts across retries (``Failing``) count per object key in
 module-level dicts: the count must outlive one attempt, and the key keeps tests apart.
@@ -20,19 +22,36 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 SUFFIX = {"official": "Official", "perdure": "Perdure"}
-#: Suffix added to the request/response copy of the services.
-RR = "Rr"
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    """One copy of the services: where it is served, its names' suffix, how it registers."""
+
+    prefix: str
+    suffix: str
+    use_http_11: bool = False
+    lazy_state: bool = False
+
+
+MODES = {
+    "bidi": Mode("", ""),
+    "suspending": Mode("/rr", "Rr", use_http_11=True),
+    "lazy-state": Mode("/lazy", "Lazy", lazy_state=True),
+}
 #: How many attempts ``Failing/failingCallWithEventualSuccess`` fails before it succeeds.
 SUCCESS_ATTEMPT = 4
 
 
-def build(sdk: Any, suffix: str) -> Any:
+def build(sdk: Any, suffix: str, *, lazy_state: bool = False) -> Any:
     """The services of the scenarios, named ``<Contract><suffix>``, as one ASGI app."""
     TerminalError = sdk.TerminalError
+    object_options = {"state_preload": False} if lazy_state else {}
     attempts: dict[str, int] = defaultdict(int)
 
     # ------------------------------------------------------------- TestUtilsService
@@ -85,7 +104,7 @@ def build(sdk: Any, suffix: str) -> Any:
         return executed
 
     # ------------------------------------------------------------- AwakeableHolder
-    holder = sdk.VirtualObject(f"AwakeableHolder{suffix}")
+    holder = sdk.VirtualObject(f"AwakeableHolder{suffix}", **object_options)
 
     @holder.handler()
     async def hold(ctx: Any, awakeable_id: str) -> None:
@@ -147,7 +166,7 @@ def build(sdk: Any, suffix: str) -> Any:
             await future
 
     # ---------------------------------------------------------------------- Counter
-    counter = sdk.VirtualObject(f"Counter{suffix}")
+    counter = sdk.VirtualObject(f"Counter{suffix}", **object_options)
 
     @counter.handler()
     async def reset(ctx: Any) -> None:
@@ -170,7 +189,7 @@ def build(sdk: Any, suffix: str) -> Any:
         raise TerminalError(ctx.key())
 
     # ------------------------------------------------------------------- ListObject
-    lists = sdk.VirtualObject(f"ListObject{suffix}")
+    lists = sdk.VirtualObject(f"ListObject{suffix}", **object_options)
 
     @lists.handler()
     async def append(ctx: Any, value: str) -> None:
@@ -187,7 +206,7 @@ def build(sdk: Any, suffix: str) -> Any:
         return values
 
     # -------------------------------------------------------------------- MapObject
-    maps = sdk.VirtualObject(f"MapObject{suffix}")
+    maps = sdk.VirtualObject(f"MapObject{suffix}", **object_options)
 
     @maps.handler(name="set")
     async def map_set(ctx: Any, entry: dict[str, str]) -> None:
@@ -206,7 +225,7 @@ def build(sdk: Any, suffix: str) -> Any:
         return entries
 
     # ---------------------------------------------------------------------- Failing
-    failing = sdk.VirtualObject(f"Failing{suffix}")
+    failing = sdk.VirtualObject(f"Failing{suffix}", **object_options)
 
     @failing.handler(name="terminallyFailingCall")
     async def terminally_failing_call(ctx: Any, message: str) -> None:
@@ -265,7 +284,7 @@ def build(sdk: Any, suffix: str) -> Any:
         raise TerminalError("the run did not fail")
 
     # ------------------------------------------------- VirtualObjectCommandInterpreter
-    interpreter = sdk.VirtualObject(f"VirtualObjectCommandInterpreter{suffix}")
+    interpreter = sdk.VirtualObject(f"VirtualObjectCommandInterpreter{suffix}", **object_options)
 
     @interpreter.handler(name="getResults", kind="shared")
     async def get_results(ctx: Any) -> list[str]:
@@ -366,7 +385,7 @@ def build(sdk: Any, suffix: str) -> Any:
         return await ctx.get("my-state")
 
     # ------------------------------------------------------- Coordinator, Receiver
-    receiver = sdk.VirtualObject(f"Receiver{suffix}")
+    receiver = sdk.VirtualObject(f"Receiver{suffix}", **object_options)
 
     @receiver.handler()
     async def ping(ctx: Any) -> str:
@@ -422,17 +441,22 @@ def build(sdk: Any, suffix: str) -> Any:
 
 
 def _dispatcher(sdk: Any, suffix: str) -> Any:
-    """One ASGI app: the services at ``/``, their request/response twins under ``/rr``."""
-    main, twins = build(sdk, suffix), build(sdk, suffix + RR)
+    """One ASGI app: each mode's copy of the services under its path prefix."""
+    copies = [
+        (mode.prefix, build(sdk, suffix + mode.suffix, lazy_state=mode.lazy_state))
+        for mode in sorted(MODES.values(), key=lambda m: -len(m.prefix))
+    ]
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         path = scope.get("path", "")
-        if scope["type"] == "http" and (path == "/rr" or path.startswith("/rr/")):
-            rest = path[3:] or "/"
-            scope = {**scope, "path": rest, "raw_path": rest.encode()}
-            await twins(scope, receive, send)
-        else:
-            await main(scope, receive, send)
+        for prefix, copy in copies:
+            if not prefix:
+                await copy(scope, receive, send)
+                return
+            if scope["type"] == "http" and (path == prefix or path.startswith(prefix + "/")):
+                rest = path[len(prefix) :] or "/"
+                await copy({**scope, "path": rest, "raw_path": rest.encode()}, receive, send)
+                return
 
     return app
 

@@ -5,4 +5,4 @@ from __future__ import annotations
 
 
 def test_run_is_flushed_and_acknowledged_before_the_handler_continues(stack):
-    assert stack.ok("TestUtilsService", "countExecutedSideEffects", 3, suspending=True) == 0
+    assert stack.in_mode("suspending").ok("TestUtilsService", "countExecutedSideEffects", 3) == 0

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 
 def test_run_waits_for_its_acknowledgement(stack):
-    result = stack.ok(
-        "TestUtilsService", "countExecutedSideEffects", 3, idempotent=False, suspending=True
+    result = stack.in_mode("suspending").ok(
+        "TestUtilsService", "countExecutedSideEffects", 3, idempotent=False
     )
 
     assert result == 0

@@ -6,7 +6,7 @@ import pytest
 
 from tests.suite_calls.harness import proxy_request
 
-pytestmark = pytest.mark.always_suspending
+pytestmark = [pytest.mark.always_suspending, pytest.mark.lazy_state]
 
 
 def test_add_reads_and_writes_the_counter(stack, tag):
