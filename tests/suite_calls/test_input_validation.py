@@ -41,3 +41,24 @@ def test_request_body_and_content_type_are_checked_against_the_handler_input(
 
     assert resp.status == status, resp.text
     assert words in resp.text
+
+
+DESCRIPTIONS = {
+    # handler: (input_description, output_description), as Restate's admin API words them
+    "echo": ("JSON string", "JSON string"),
+    "rawEcho": ("*/*", "application/octet-stream"),
+    "echoHeaders": ("none", "JSON object"),
+}
+
+
+def test_admin_api_describes_handler_input_and_output_as_restate_does(stack):
+    resp = stack.server.admin("GET", f"/services/{stack.name('TestUtilsService')}")
+    assert resp.status == 200, resp.text
+    handlers = {h["name"]: h for h in resp.json()["handlers"]}
+
+    described = {
+        name: (handlers[name]["input_description"], handlers[name]["output_description"])
+        for name in DESCRIPTIONS
+    }
+
+    assert described == DESCRIPTIONS

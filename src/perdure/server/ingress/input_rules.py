@@ -11,14 +11,15 @@ A handler's input admits a request if one of its rules does:
 A handler without ``input`` in its manifest admits "none" or any content type. The rules
 come as the schema stores them (``required``, ``content_type``, ``json_schema``). When no rule
 admits the request, the last rule's complaint is the answer (HTTP 400), worded as Restate's.
-Pure functions: no I/O, nothing about invocations.
+:func:`describe_input` names the same rules as Restate's admin API does
+(``input_description``). Pure functions: no I/O, nothing about invocations.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["input_error"]
+__all__ = ["describe_input", "describe_json", "input_error"]
 
 _NONE = ("none",)
 _ANY = "*/*"
@@ -35,6 +36,32 @@ def _rules(manifest_input: dict[str, Any] | None) -> list[tuple[str, ...]]:
         kind = "json" if manifest_input.get("json_schema") is not None else "content-type"
         rules.append((kind, _pattern(content_type)))
     return rules
+
+
+def describe_json(json_schema: Any, otherwise: str) -> str:
+    """A JSON schema's title or type, as Restate names a payload (``JSON integer``)."""
+    if isinstance(json_schema, dict):
+        if isinstance(json_schema.get("title"), str):
+            return f"JSON '{json_schema['title']}'"
+        if isinstance(json_schema.get("type"), str):
+            return f"JSON {json_schema['type']}"
+    return otherwise
+
+
+def describe_input(manifest_input: dict[str, Any] | None) -> str:
+    """What a handler accepts, in Restate's words: ``none``, ``JSON integer``, ``*/*``, ..."""
+    schema = (manifest_input or {}).get("json_schema")
+    names = [
+        "none" if rule == _NONE else describe_json(schema, rule[1]) if rule[0] == "json" else rule[1]
+        for rule in _rules(manifest_input)
+    ]
+    if not names:
+        return "<invalid rules>"
+    if len(names) == 1:
+        return names[0]
+    if len(names) == 2 and "none" in names:
+        return names[1] if names[0] == "none" else names[0]
+    return "one of [" + ", ".join(f'"{n}"' for n in names) + "]"
 
 
 def _pattern(content_type: str) -> str:
