@@ -231,6 +231,11 @@ def build(sdk: Any, suffix: str, *, lazy_state: bool = False) -> Any:
     async def terminally_failing_call(ctx: Any, message: str) -> None:
         raise TerminalError(message)
 
+    # Not in the suite's contract: a terminal error with the caller's choice of code.
+    @failing.handler(name="terminallyFailingCallWithCode")
+    async def terminally_failing_call_with_code(ctx: Any, code: int) -> None:
+        raise TerminalError(f"failed with code {code}", status_code=code)
+
     @failing.handler(name="callTerminallyFailingCall")
     async def call_terminally_failing_call(ctx: Any, message: str) -> str:
         await ctx.object_call(terminally_failing_call, key=f"{ctx.key()}-callee", arg=message)

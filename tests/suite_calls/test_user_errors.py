@@ -48,3 +48,15 @@ def test_terminal_error_of_a_run_propagates(stack, tag):
     resp = stack.call("Failing", "terminallyFailingSideEffect", "failed side effect", key=tag)
 
     assert_fails_with(resp, "failed side effect")
+
+
+@pytest.mark.parametrize("code", [418, 503, 700])
+def test_terminal_error_code_is_the_http_status(stack, tag, code):
+    resp = stack.call("Failing", "terminallyFailingCallWithCode", code, key=tag)
+
+    assert resp.status == code, resp.text
+    assert resp.json() == {
+        "code": code,
+        "message": f"failed with code {code}",
+        "source": "invocation",
+    }

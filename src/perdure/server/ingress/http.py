@@ -436,7 +436,8 @@ class Ingress:
         if done.stored and done.retention_ms:
             headers = {**headers, "idempotency-expires": _expires(done.completed_at + done.retention_ms)}
         if not done.success:
-            status = done.code if 100 <= done.code <= 599 else 500
+            # Any three-digit code is the answer's status, as hyper lets Restate answer it.
+            status = done.code if 100 <= done.code <= 999 else 500
             return Response(
                 status=status,
                 body=_compact({"code": done.code, "message": done.message, "source": "invocation"}).encode(),
