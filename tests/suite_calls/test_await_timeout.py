@@ -17,3 +17,13 @@ def test_awaiting_an_awakeable_with_a_timeout_returns_the_timeout(stack):
     )
 
     assert result == {"type": "timeout"}
+
+
+def test_awakeable_completed_before_the_timeout_wins_the_race(stack, tag):
+    request = {"awakeableKey": tag, "awaitTimeout": 60_000}
+    result = stack.in_background(stack.ok, "TestUtilsService", "createAwakeableAndAwaitIt", request)
+
+    stack.eventually(lambda: stack.ok("AwakeableHolder", "hasAwakeable", key=tag), "the awakeable")
+    stack.ok("AwakeableHolder", "unlock", "in time", key=tag)
+
+    assert result.result(timeout=15) == {"type": "result", "value": "in time"}
