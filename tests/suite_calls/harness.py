@@ -66,9 +66,10 @@ def proxy_request(
 
 @dataclass
 class Stack:
-    """A server with one SDK's deployments, one per mode (``services.MODES``).
+    """A server with one SDK's deployments, one per copy of the services (``services.MODES``).
 
-    ``mode`` picks which copy of the services every name, call and send goes to.
+    ``mode`` picks which copy every name, call and send goes to; ``label`` says what the
+    test runs on (the copy, or ``always-suspending`` for a server that suspends at once).
     """
 
     server_kind: str
@@ -76,15 +77,16 @@ class Stack:
     server: AdminServer
     suffix: str
     mode: str = "bidi"
+    label: str = "bidi"
     _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(4))
 
     def __repr__(self) -> str:
-        return f"<Stack {self.server_kind}-{self.sdk} {self.mode}>"
+        return f"<Stack {self.server_kind}-{self.sdk} {self.label}>"
 
     def in_mode(self, mode: str) -> Stack:
         """The same stack, talking to the copy of the services of another mode."""
         assert mode in MODES, mode
-        return replace(self, mode=mode)
+        return replace(self, mode=mode, label=mode)
 
     def name(self, contract: str) -> str:
         """The deployed name of a contract's service in this stack's mode."""

@@ -10,8 +10,7 @@ one server at once; a handler that calls another service by name is told the suf
 Each SDK's service process serves one ASGI app (:func:`_dispatcher`) with one copy of the
 services per :data:`MODES` entry: under ``/`` the plain ones (a bidirectional HTTP/2
 deployment); under ``/rr`` twins registered with ``use_http_11`` (request/response, where
-awaiting any acknowledgement suspends the invocation: the suite's "always suspending"
-mode); under ``/lazy`` twins whose objects ask for lazy state (the suite's "lazy state"
+awaiting any acknowledgement suspends the invocation); under ``/lazy`` twins whose objects ask for lazy state (the suite's "lazy state"
 mode: no state comes with the invocation, every read goes to the server).
 
 Handlers that must count attempts across retries (``Failing``) count per object key in
@@ -41,7 +40,7 @@ class Mode:
 
 MODES = {
     "bidi": Mode("", ""),
-    "suspending": Mode("/rr", "Rr", use_http_11=True),
+    "request-response": Mode("/rr", "Rr", use_http_11=True),
     "lazy-state": Mode("/lazy", "Lazy", lazy_state=True),
 }
 #: How many attempts ``Failing/failingCallWithEventualSuccess`` fails before it succeeds.

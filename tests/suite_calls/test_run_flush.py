@@ -3,6 +3,10 @@ acknowledged before the handler goes on, so the returning attempt executed no ru
 
 from __future__ import annotations
 
+import pytest
+
+pytestmark = pytest.mark.only_always_suspending
+
 
 def test_run_is_flushed_and_acknowledged_before_the_handler_continues(stack):
-    assert stack.in_mode("suspending").ok("TestUtilsService", "countExecutedSideEffects", 3) == 0
+    assert stack.ok("TestUtilsService", "countExecutedSideEffects", 3) == 0
