@@ -17,9 +17,9 @@ state" mode are marked ``lazy_state``: they also run against twins whose objects
 state up front.
 
 Two servers (four with the always-suspending ones, started when first needed) and two
-service processes (one per SDK, see ``services.py``) start once per
-session and all stay up; each stack registers its SDK's deployments on its server once,
-the first time a test asks for it.
+service processes (one per SDK, see ``services.py``) start once per session and all stay
+up; each stack registers its SDK's deployments on its server once, the first time a test
+asks for it.
 
 Fixtures: ``stack`` (the test's :class:`Stack` in its mode), ``deployed`` (session,
 parametrized as above) and ``tag`` (a fresh name for keys).

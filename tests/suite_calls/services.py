@@ -4,17 +4,18 @@ Restate Python SDK API and built with either SDK (``build(sdk, suffix)``).
 The contracts are those of ``restatedev/sdk-test-suite`` (``contracts/``): the same handler
 names, JSON shapes and behaviour, so a scenario reads the same here as there. Every service
 name carries a suffix (``CounterOfficial``, ``CounterPerdure``, ...) so the two SDKs'
-deployments, and their request/response twins (suffix + ``Rr``), can all be registered on
-one server at once; a handler that calls another service by name is told the suffix.
+deployments, and their twins (below), can all be registered on one server at once; a
+proxied call names its target with the suffix.
 
 Each SDK's service process serves one ASGI app (:func:`_dispatcher`) with one copy of the
 services per :data:`MODES` entry: under ``/`` the plain ones (a bidirectional HTTP/2
-deployment); under ``/rr`` twins registered with ``use_http_11`` (request/response, where
-awaiting any acknowledgement suspends the invocation); under ``/lazy`` twins whose objects ask for lazy state (the suite's "lazy state"
-mode: no state comes with the invocation, every read goes to the server).
+deployment); under ``/rr`` twins (suffix + ``Rr``) registered with ``use_http_11``
+(request/response, where awaiting any acknowledgement suspends the invocation); under
+``/lazy`` twins (suffix + ``Lazy``) whose objects ask for lazy state (the suite's "lazy
+state" mode: no state comes with the invocation, every read goes to the server).
 
-Handlers that must count attempts across retries (``Failing``) count per object key in
-module-level dicts: the count must outlive one attempt, and the key keeps tests apart.
+Handlers that count attempts across retries (``Failing``) keep the counts per object key
+in a dict of the app: the count must outlive one attempt, and the key keeps tests apart.
 """
 
 from __future__ import annotations
