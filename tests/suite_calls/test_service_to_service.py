@@ -44,3 +44,15 @@ def test_delayed_one_way_calls_run_after_their_delay(stack, tag):
 
     elapsed = time.monotonic() - started
     assert DELAY_MS / 1000 <= elapsed < 10 * DELAY_MS / 1000
+
+
+def test_calls_with_one_idempotency_key_run_once(stack, tag):
+    # Not in the suite's tests, but in its Proxy contract: the callee runs once per key.
+    add = proxy_request(stack.name("Counter"), "add", 1, key=tag, idempotency_key=tag)
+
+    first = stack.ok("Proxy", "call", add)
+    second = stack.ok("Proxy", "call", add)
+
+    assert json.loads(bytes(first)) == {"oldValue": 0, "newValue": 1}
+    assert second == first
+    assert stack.ok("Counter", "get", key=tag) == 1
