@@ -56,3 +56,13 @@ def test_calls_with_one_idempotency_key_run_once(stack, tag):
     assert json.loads(bytes(first)) == {"oldValue": 0, "newValue": 1}
     assert second == first
     assert stack.ok("Counter", "get", key=tag) == 1
+
+
+def test_one_way_calls_with_one_idempotency_key_are_one_invocation(stack, tag):
+    add = proxy_request(stack.name("Counter"), "add", 1, key=tag, idempotency_key=tag)
+
+    first = stack.ok("Proxy", "oneWayCall", add)
+    second = stack.ok("Proxy", "oneWayCall", add)
+
+    assert first == second and first.startswith("inv")
+    stack.eventually(lambda: stack.ok("Counter", "get", key=tag) == 1, "the counter to reach 1")
