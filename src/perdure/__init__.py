@@ -37,21 +37,31 @@ _LAZY = {
     "perdure.sdk.service": ("Service", "VirtualObject", "Workflow"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
+# `import restate` also binds these submodules (`restate.serde.BytesSerde()` works without
+# `import restate.serde`); the drop-in binds its twins of them on first use.
+_SUBMODULES = frozenset(
+    ("aws_lambda", "context", "endpoint", "exceptions", "object", "retry_policy", "serde",
+     "service", "workflow")
+)
 
 
 def __getattr__(name: str):
+    import importlib
+
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"perdure.{name}")
+        globals()[name] = value
+        return value
     module = _MODULE_OF.get(name)
     if module is None:
         raise AttributeError(f"module 'perdure' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_MODULE_OF))
+    return sorted(set(globals()) | set(_MODULE_OF) | _SUBMODULES)
 
 
 if TYPE_CHECKING:

@@ -24,6 +24,7 @@ from perdure.server.config import ServerConfig
 from perdure.server.httpd import App, Request, Response, json_response
 from perdure.server.identity import RequestSigner
 from perdure.server.ingress.http import parse_duration_ms
+from perdure.server.ingress.input_rules import describe_input, describe_json
 from perdure.server.invoker.transport_discovery import DiscoveryError, discover
 from perdure.server.log.errors import LogError
 from perdure.server.metrics import Metrics
@@ -139,17 +140,19 @@ def _handler_retry_json(h: HandlerInfo) -> dict:
 
 
 def _describe_input(rules: dict | None) -> str:
-    if rules is None:
-        return "one of [\"none\", \"value of content-type */*\"]"
-    if rules == {}:
-        return "none"
-    ct = rules.get("content_type", "*/*")
-    return f"value of content-type '{ct}'" if rules.get("required") else f"one of [\"none\", \"value of content-type '{ct}'\"]"
+    return describe_input(rules)
 
 
 def _describe_output(rules: dict | None) -> str:
-    ct = (rules or {}).get("content_type", "application/json")
-    return f"value with content-type '{ct}'"
+    # As Restate: no output rules mean JSON; rules without a content type mean none.
+    if rules is None:
+        return "application/json"
+    ct = rules.get("content_type")
+    if ct is None:
+        kind = "none"
+    else:
+        kind = ("optional " if rules.get("set_content_type_if_empty") else "") + ct
+    return describe_json(rules.get("json_schema"), kind)
 
 
 def deployment_json(d: Deployment, schema: Schema, config: ServerConfig, full: bool = False) -> dict:

@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from perdure.protocol.ids import AwakeableId, InvalidId, InvocationId, partition_key_for_key
 from perdure.server.disk_space import DiskSpace
 from perdure.server.httpd import App, Request, Response, json_response
+from perdure.server.ingress.input_rules import input_error
 from perdure.server.log.errors import LogError
 from perdure.server.partition.effects import InvokeOutcome, Respond
 from perdure.server.partition.generated import records_pb2 as rec
@@ -41,8 +42,9 @@ __all__ = ["build_ingress_app"]
 log = logging.getLogger("perdure.ingress")
 
 # Headers that describe the HTTP exchange rather than the invocation (protocol.md §4.1).
+# content-length is passed on, as Restate does.
 _DROPPED_HEADERS = frozenset({"connection", "host", "idempotency-key", "idempotency-expires",
-                              "content-length", "transfer-encoding", "keep-alive", "upgrade"})
+                              "transfer-encoding", "keep-alive", "upgrade"})
 
 
 class IngressError(Exception):
@@ -408,7 +410,9 @@ class Ingress:
             payload = {"invocationId": str(iid), "status": status}
             if delay is not None:  # Restate names it for every delayed send, `delay=0` too
                 payload["executionTime"] = _execution_time(now + delay_ms)
-            return json_response(payload, status=202, headers=id_header, dumps=_compact)
+            # Restate names no charset here (the admin API's answers do).
+            return Response(status=202, body=_compact(payload).encode(), headers=id_header,
+                            content_type="application/json")
 
         waiter = self.leader.wait_for_result(id_bytes)
         try:
@@ -422,16 +426,9 @@ class Ingress:
         return self._result_response(done, handler, id_header)
 
     def _validate_input(self, handler, request: Request, body: bytes) -> None:
-        rules = handler.input
-        if rules is None:
-            return
-        ct = request.headers.get("content-type")
-        if rules == {}:
-            if body or ct:
-                raise IngressError(400, f"{handler.name} takes no input; send an empty body without content-type")
-            return
-        if rules.get("required") and not body:
-            raise IngressError(400, f"{handler.name} requires a request body")
+        error = input_error(handler.input, request.headers.get("content-type"), body)
+        if error is not None:
+            raise IngressError(400, error)
 
     def _result_response(self, done: Respond, handler, headers: dict[str, str]) -> Response:
         # Restate names the expiry only when it answers from a stored result (a duplicate
@@ -439,7 +436,8 @@ class Ingress:
         if done.stored and done.retention_ms:
             headers = {**headers, "idempotency-expires": _expires(done.completed_at + done.retention_ms)}
         if not done.success:
-            status = done.code if 100 <= done.code <= 599 else 500
+            # Any three-digit code is the answer's status, as hyper lets Restate answer it.
+            status = done.code if 100 <= done.code <= 999 else 500
             return Response(
                 status=status,
                 body=_compact({"code": done.code, "message": done.message, "source": "invocation"}).encode(),
