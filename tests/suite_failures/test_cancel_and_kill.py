@@ -1,0 +1,86 @@
+"""Scenarios ``CancelInvocation``, ``Cancellation`` and ``KillInvocation``.
+
+A ``CancelTestRunner`` call waits on ``CancelTestBlockingService/block``, which blocks
+forever on a call, a sleep or an awakeable. Cancelling the runner (through the admin API,
+or from a handler with ``ctx.cancel_invocation``) must reach the blocked child: the runner
+then sees a 409 TerminalError, records it, and the child's object key is free again.
+Killing a call tree (``KillTestRunner`` -> ``KillTestSingleton``, whose leaf calls itself
+on its own key, so the inner call waits on the lock forever) must end every invocation of
+the tree and free the key, without running any more of their code.
+
+As in the suite, the cancel is repeated until the runner has seen it: a cancel that arrives
+before the runner's call to the blocking service was made would only cancel the runner.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.suite_failures.conftest import as_bytes
+from tests.support import wait_until
+
+OPERATIONS = ["CALL", "SLEEP", "AWAKEABLE"]
+
+
+def _unblock_first_step(stack, key: str) -> None:
+    """Wait until the blocking service parked its awakeable, then resolve it, so the
+    blocking service moves on to the operation that never completes."""
+    wait_until(lambda: stack.ok("AwakeableHolder", "hasAwakeable", key=key), timeout=15,
+               what="the blocking service to park its awakeable")
+    stack.ok("AwakeableHolder", "unlock", "cancel", key=key)
+
+
+def _runner_saw_cancellation(stack, key: str, cancel) -> None:
+    def cancelled() -> bool:
+        cancel()
+        resp = stack.call("CancelTestRunner", "verifyTest", key=key, timeout=1)
+        return resp.status == 200 and resp.json() is True
+
+    wait_until(cancelled, timeout=20, interval=0.2, what="the runner to see the cancellation")
+
+
+def _blocking_key_is_free(stack, key: str) -> None:
+    wait_until(lambda: stack.call("CancelTestBlockingService", "isUnlocked", key=key,
+                                  timeout=2).status == 200,
+               timeout=15, what="the blocking service's key to be unlocked")
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_cancel_blocked_invocation_from_admin_api(stack, key, operation):
+    invocation_id = stack.send("CancelTestRunner", "startTest", operation, key=key,
+                               idempotency_key=key)
+    _unblock_first_step(stack, key)
+
+    def cancel() -> None:
+        resp = stack.admin("DELETE", f"/invocations/{invocation_id}?mode=Cancel")
+        assert resp.status in (200, 202), resp.text
+
+    _runner_saw_cancellation(stack, key, cancel)
+    _blocking_key_is_free(stack, key)
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_cancel_blocked_invocation_from_context(stack, key, operation):
+    request = {"serviceName": stack.name("CancelTestRunner"), "virtualObjectKey": key,
+               "handlerName": "startTest", "message": as_bytes(operation)}
+    invocation_id = stack.ok("Proxy", "oneWayCall", request)
+    assert invocation_id.startswith("inv_"), invocation_id
+    _unblock_first_step(stack, key)
+
+    _runner_saw_cancellation(
+        stack, key, lambda: stack.ok("TestUtilsService", "cancelInvocation", invocation_id))
+    _blocking_key_is_free(stack, key)
+
+
+def test_kill_call_tree(stack, key):
+    invocation_id = stack.send("KillTestRunner", "startCallTree", key=key, idempotency_key=key)
+    _unblock_first_step(stack, key)
+
+    resp = stack.admin("DELETE", f"/invocations/{invocation_id}?mode=Kill")
+
+    assert resp.status in (200, 202), resp.text
+    wait_until(lambda: stack.call("KillTestSingleton", "isUnlocked", key=key,
+                                  timeout=2).status == 200,
+               timeout=15, what="the singleton's key to be unlocked after the kill")
+    result = stack.attach(invocation_id)
+    assert result.status == 409, result.text
