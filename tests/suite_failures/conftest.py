@@ -19,6 +19,9 @@ Fixtures:
     await on something not completed suspends) that kills an invocation after its first
     failed attempt, as ``NonDeterminismErrors`` runs it.
 
+``profiled_stack`` (session, ``default-...`` and ``suspending-...``)
+    Both of the above, for the scenarios the suite runs in both configurations.
+
 ``identity`` (session)
     The runtime's Ed25519 key: the private key file the servers sign with, and its
     ``publickeyv1_...`` name a service checks requests against.
@@ -119,6 +122,11 @@ class Stack:
         """Wait for the invocation's result (``GET /restate/invocation/{id}/attach``)."""
         return http_request("GET", f"{self.server.ingress_url}/restate/invocation/"
                             f"{invocation_id}/attach", timeout=timeout)
+
+    def journaled(self, invocation_id: str, entry_type: str) -> bool:
+        """Whether the invocation's journal holds an entry of that type (``Command: Sleep``)."""
+        rows = self.query(f"SELECT entry_type FROM sys_journal WHERE id = '{invocation_id}'")
+        return any(row.get("entry_type") == entry_type for row in rows)
 
     def admin(self, method: str, path: str, json: Any = None) -> HttpResponse:
         return self.server.admin(method, path, json=json)
@@ -226,6 +234,18 @@ def stack(request, servers, apps) -> Stack:
 def suspending_stack(request, servers, apps) -> Stack:
     kind, sdk = request.param
     return Stack(kind, sdk, servers(kind, "suspending"), apps[sdk])
+
+
+PROFILED = [(profile, kind, sdk) for profile in PROFILES for kind, sdk in MATRIX]
+
+
+@pytest.fixture(scope="session", params=PROFILED,
+                ids=[f"{profile}-{kind}-{sdk}" for profile, kind, sdk in PROFILED])
+def profiled_stack(request, servers, apps) -> Stack:
+    """``stack`` and ``suspending_stack`` in one parameter, for scenarios the suite runs in
+    both its default and its ``alwaysSuspending`` configuration."""
+    profile, kind, sdk = request.param
+    return Stack(kind, sdk, servers(kind, profile), apps[sdk])
 
 
 @pytest.fixture
