@@ -8,7 +8,8 @@ Killing a call tree (``KillTestRunner`` -> ``KillTestSingleton``, whose leaf cal
 on its own key, so the inner call waits on the lock forever) must end every invocation of
 the tree and free the key, without running any more of their code.
 
-As in the suite, the cancel is repeated until the runner has seen it: a cancel that arrives
+``Cancellation`` runs in the suite's default and ``alwaysSuspending`` configurations, so
+those tests take ``profiled_stack``. As in the suite, the cancel is repeated until the runner has seen it: a cancel that arrives
 before the runner's call to the blocking service was made would only cancel the runner.
 """
 
@@ -45,14 +46,16 @@ def _blocking_key_is_free(stack, key: str) -> None:
                timeout=15, what="the blocking service's key to be unlocked")
 
 
-@pytest.mark.parametrize("operation", OPERATIONS)
-def test_cancel_blocked_invocation_from_admin_api(stack, key, operation):
+def _cancel_from_admin_api(stack, key: str, operation: str, request: str) -> None:
     invocation_id = stack.send("CancelTestRunner", "startTest", operation, key=key,
                                idempotency_key=key)
     _unblock_first_step(stack, key)
 
     def cancel() -> None:
-        resp = stack.admin("DELETE", f"/invocations/{invocation_id}?mode=Cancel")
+        if request == "DELETE":  # what the suite's admin client sends (deprecated since 1.2)
+            resp = stack.admin("DELETE", f"/invocations/{invocation_id}?mode=Cancel")
+        else:
+            resp = stack.admin("PATCH", f"/invocations/{invocation_id}/cancel")
         assert resp.status in (200, 202), resp.text
 
     _runner_saw_cancellation(stack, key, cancel)
@@ -60,7 +63,21 @@ def test_cancel_blocked_invocation_from_admin_api(stack, key, operation):
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
-def test_cancel_blocked_invocation_from_context(stack, key, operation):
+def test_cancel_invocation(stack, key, operation):
+    """``CancelInvocation``: through ``DELETE /invocations/{id}?mode=Cancel``."""
+    _cancel_from_admin_api(stack, key, operation, "DELETE")
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_cancellation_from_admin_api(profiled_stack, key, operation):
+    """``Cancellation`` (default and always-suspending), through ``PATCH .../cancel``."""
+    _cancel_from_admin_api(profiled_stack, key, operation, "PATCH")
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_cancellation_from_context(profiled_stack, key, operation):
+    """``Cancellation`` (default and always-suspending), through ``ctx.cancel_invocation``."""
+    stack = profiled_stack
     request = {"serviceName": stack.name("CancelTestRunner"), "virtualObjectKey": key,
                "handlerName": "startTest", "message": as_bytes(operation)}
     invocation_id = stack.ok("Proxy", "oneWayCall", request)
