@@ -50,3 +50,25 @@ def test_timer_in_flight_fires_after_runtime_kill(stack):
                       what="the sleeping invocation to finish after the restart")
     assert resp.status == 200, resp.text
     assert time.monotonic() - started >= duration_s
+
+
+def test_accepted_work_survives_a_crash_loop(stack, key):
+    """A crash loop, as the suite's crash runs do: every one-way call the runtime accepted
+    (202) before a SIGKILL runs exactly once in the end, and every sleeping invocation
+    finishes, however many kills come in between."""
+    sleepers = [stack.send("TestUtilsService", "sleepConcurrently", [200, 400, 800],
+                           idempotency_key=uuid.uuid4().hex) for _ in range(6)]
+    adds = 0
+    for crash in range(3):
+        for i in range(4):
+            stack.send("Counter", "add", 1, key=key, idempotency_key=f"{key}-{crash}-{i}")
+            adds += 1
+        stack.server.restart(hard=True)
+
+    for invocation_id in sleepers:
+        resp = wait_until(lambda i=invocation_id: stack.attach(i, timeout=10), timeout=30,
+                          what=f"{invocation_id} to finish after the crashes")
+        assert resp.status == 200, resp.text
+    wait_until(lambda: stack.ok("Counter", "get", key=key) == adds, timeout=30,
+               what=f"the counter to reach {adds}")
+    assert stack.ok("Counter", "get", key=key) == adds
