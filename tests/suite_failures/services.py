@@ -41,8 +41,8 @@ _attempts: Tally[str] = Tally()
 UPGRADE_ENV = "UPGRADETEST_VERSION"
 
 
-def _env(name: str) -> str:
-    return os.environ.get(name, "")
+def _env(env_name: str) -> str:
+    return os.environ.get(env_name, "")
 
 
 def build(sdk: Any, suffix: str) -> dict[str, Any]:
@@ -219,18 +219,23 @@ def build(sdk: Any, suffix: str) -> dict[str, Any]:
         result = ""
         for command in req["commands"]:
             if command["type"] == "getEnvVariable":
-                result = await ctx.run_typed("get_env", _env, sdk.RunOptions(), command["envName"])
+                # keyword arguments and no RunOptions: how the official test services call it
+                result = await ctx.run_typed("get_env", _env, env_name=command["envName"])
             elif command["type"] == "awaitOne":
                 awaited = command["command"]
                 if awaited["type"] == "createAwakeable":
-                    awakeable_id, awakeable = ctx.awakeable()
+                    awakeable_id, future = ctx.awakeable()
                     ctx.set("awk-" + awaited["awakeableKey"], awakeable_id)
-                    result = await awakeable
                 elif awaited["type"] == "sleep":
-                    await ctx.sleep(timedelta(milliseconds=awaited["timeoutMillis"]))
-                    result = "sleep"
+                    future = ctx.sleep(timedelta(milliseconds=awaited["timeoutMillis"]))
                 else:
                     raise terminal(f"unsupported awaitable {awaited['type']}")
+                # a timer's future has no value: the contract's result for it is "sleep"
+                if isinstance(future, sdk.RestateDurableSleepFuture):
+                    await future
+                    result = "sleep"
+                else:
+                    result = await future
             else:
                 raise terminal(f"unsupported command {command['type']}")
             results = await ctx.get("results") or []
