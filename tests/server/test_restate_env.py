@@ -55,7 +55,9 @@ def test_invoker_settings_and_signing_key():
         "RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s",
         "RESTATE_WORKER__INVOKER__ABORT_TIMEOUT": "1m",
         "RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE": "/a.pem",
+        "RESTATE_BASE_DIR": "/state",
     })
+    assert env.base_dir == "/state"
     assert (env.inactivity_timeout_ms, env.abort_timeout_ms) == (0, 60_000)
     assert env.request_identity_key_file == "/a.pem"
 

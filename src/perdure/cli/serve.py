@@ -29,8 +29,9 @@ def _protocol_version(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="perdure server", description="Run a perdure server node.")
-    p.add_argument("--data-dir", type=Path, default=Path("perdure-data"),
-                   help="Where the log and the store live (default: %(default)s).")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="Where the log and the store live (default: $RESTATE_BASE_DIR, else "
+                        "perdure-data).")
     p.add_argument("--ingress-bind", default=None,
                    help="HOST:PORT of the ingress API (default: $RESTATE_INGRESS__BIND_ADDRESS, "
                         "else 0.0.0.0:8080).")
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "with; the public key to configure in services is logged as publickeyv1_... "
                         "(default: $RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE).")
     p.epilog = ("Restate's environment variables for the settings both servers share are read "
-                "too (flags win): RESTATE_INGRESS__BIND_ADDRESS, RESTATE_ADMIN__BIND_ADDRESS, "
+                "too (flags win): RESTATE_BASE_DIR, RESTATE_INGRESS__BIND_ADDRESS, RESTATE_ADMIN__BIND_ADDRESS, "
                 "RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT and __ABORT_TIMEOUT, "
                 "RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE, RESTATE_DEFAULT_RETRY_POLICY__* "
                 "(INITIAL_INTERVAL, EXPONENTIATION_FACTOR, MAX_INTERVAL, MAX_ATTEMPTS, "
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             inactivity_ms = defaults.inactivity_timeout_ms
         key_file = args.request_identity_key or env.request_identity_key_file
         config = ServerConfig(
-            data_dir=args.data_dir,
+            data_dir=args.data_dir or Path(env.base_dir or "perdure-data"),
             ingress_bind=parse_bind(args.ingress_bind or env.ingress_bind or "0.0.0.0:8080"),
             admin_bind=parse_bind(args.admin_bind or env.admin_bind or "0.0.0.0:9070"),
             max_protocol_version=args.max_protocol_version,

@@ -18,6 +18,7 @@ from perdure.server.partition.retry import OnMaxAttempts, RetryPolicy
 
 __all__ = ["RestateEnv", "parse_duration_ms", "read_restate_env"]
 
+BASE_DIR = "RESTATE_BASE_DIR"
 INGRESS_BIND = "RESTATE_INGRESS__BIND_ADDRESS"
 ADMIN_BIND = "RESTATE_ADMIN__BIND_ADDRESS"
 INACTIVITY_TIMEOUT = "RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT"
@@ -61,6 +62,7 @@ def parse_duration_ms(text: str) -> int:
 class RestateEnv:
     """What the environment sets; None: not set."""
 
+    base_dir: str | None = None
     ingress_bind: str | None = None
     admin_bind: str | None = None
     inactivity_timeout_ms: int | None = None
@@ -133,6 +135,7 @@ def read_restate_env(env: Mapping[str, str], base_retry: RetryPolicy | None = No
         raise ValueError(f"retry policy from the environment: {e}") from None
     key_file = next((env[name] for name in IDENTITY_KEY_FILES if env.get(name)), None)
     return RestateEnv(
+        base_dir=env.get(BASE_DIR) or None,
         ingress_bind=env.get(INGRESS_BIND) or None,
         admin_bind=env.get(ADMIN_BIND) or None,
         inactivity_timeout_ms=duration(INACTIVITY_TIMEOUT),
