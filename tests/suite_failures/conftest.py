@@ -14,13 +14,14 @@ Fixtures:
     the app of one SDK registered on it. The servers and the two service processes are
     shared by every pairing and test of the session.
 
-``suspending_stack`` (session, same parameters)
-    The same on a server in the ``alwaysSuspending`` profile (inactivity timeout 0, so every
-    await on something not completed suspends) that kills an invocation after its first
-    failed attempt, as ``NonDeterminismErrors`` runs it.
-
 ``profiled_stack`` (session, ``default-...`` and ``suspending-...``)
-    Both of the above, for the scenarios the suite runs in both configurations.
+    The same, also on a server in the suite's ``alwaysSuspending`` configuration (inactivity
+    timeout 0, so every await on something not completed suspends), for the scenarios the
+    suite runs in both.
+
+``no_retry_stack`` (session, same parameters as ``stack``)
+    On an always-suspending server that kills an invocation after its first failed attempt,
+    as ``NonDeterminismErrors`` runs it.
 
 ``identity`` (session)
     The runtime's Ed25519 key: the private key file the servers sign with, and its
@@ -60,9 +61,12 @@ MATRIX = [("perdure", "official"), ("perdure", "perdure"), ("restate", "perdure"
 IDS = [f"{server}-{sdk}" for server, sdk in MATRIX]
 
 #: Server configuration by profile, in Restate's environment variables.
+#: ``default`` and ``suspending`` are the suite's ``default`` and ``alwaysSuspending``
+#: configurations; ``no-retry`` is ``alwaysSuspending`` with what ``NonDeterminismErrors`` adds.
 PROFILES: dict[str, dict[str, str]] = {
     "default": {},
-    "suspending": {
+    "suspending": {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"},
+    "no-retry": {
         "RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s",
         "RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": "1",
         "RESTATE_DEFAULT_RETRY_POLICY__ON_MAX_ATTEMPTS": "kill",
@@ -231,19 +235,19 @@ def stack(request, servers, apps) -> Stack:
 
 
 @pytest.fixture(scope="session", params=MATRIX, ids=IDS)
-def suspending_stack(request, servers, apps) -> Stack:
+def no_retry_stack(request, servers, apps) -> Stack:
     kind, sdk = request.param
-    return Stack(kind, sdk, servers(kind, "suspending"), apps[sdk])
+    return Stack(kind, sdk, servers(kind, "no-retry"), apps[sdk])
 
 
-PROFILED = [(profile, kind, sdk) for profile in PROFILES for kind, sdk in MATRIX]
+PROFILED = [(profile, kind, sdk) for profile in ("default", "suspending") for kind, sdk in MATRIX]
 
 
 @pytest.fixture(scope="session", params=PROFILED,
                 ids=[f"{profile}-{kind}-{sdk}" for profile, kind, sdk in PROFILED])
 def profiled_stack(request, servers, apps) -> Stack:
-    """``stack`` and ``suspending_stack`` in one parameter, for scenarios the suite runs in
-    both its default and its ``alwaysSuspending`` configuration."""
+    """``stack`` in the default and in the always-suspending profile, for the scenarios the
+    suite runs in both its ``default`` and its ``alwaysSuspending`` configuration."""
     profile, kind, sdk = request.param
     return Stack(kind, sdk, servers(kind, profile), apps[sdk])
 

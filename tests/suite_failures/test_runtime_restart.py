@@ -4,6 +4,8 @@ virtual object's state written before is still there (``add(2)`` after ``add(1)`
 leaves 3). As in the suite, the second call is retried until the restarted runtime answers,
 with an idempotency key, so a retry can never add twice.
 
+The suite runs both in its default and ``alwaysSuspending`` configurations.
+
 Beyond the suite (its crash loops do this): a timer in flight when the runtime is killed
 still fires after the restart, not before its due time.
 """
@@ -25,7 +27,8 @@ def _add(stack, key: str, n: int, idempotency_key: str) -> dict | None:
 
 
 @pytest.mark.parametrize("hard", [True, False], ids=["kill", "stop"])
-def test_runtime_restart_retains_the_state(stack, key, hard):
+def test_runtime_restart_retains_the_state(profiled_stack, key, hard):
+    stack = profiled_stack
     assert _add(stack, key, 1, f"{key}-1") == {"oldValue": 0, "newValue": 1}
 
     stack.server.restart(hard=hard)

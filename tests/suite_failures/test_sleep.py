@@ -3,7 +3,7 @@ has passed, never before, also when many run at once (``manySleeps``: 50 invocat
 timers each) and when the service endpoint is killed or terminated, then restarted, while an
 invocation sleeps (the timer was journaled, so the next attempt only waits for what is left).
 
-The suite runs ``Sleep`` in its default and its ``alwaysSuspending`` configuration (every
+The suite runs both in its default and its ``alwaysSuspending`` configuration (every
 await suspends and the next attempt replays): so does ``profiled_stack``.
 """
 
@@ -43,7 +43,8 @@ def test_many_sleeps(profiled_stack):
 
 
 @pytest.mark.parametrize("hard", [True, False], ids=["kill", "terminate"])
-def test_sleep_survives_service_endpoint_restart(stack, hard):
+def test_sleep_survives_service_endpoint_restart(profiled_stack, hard):
+    stack = profiled_stack
     duration_s = 1.5
     started = time.monotonic()
     invocation_id = stack.send("TestUtilsService", "sleepConcurrently", [int(duration_s * 1000)],
