@@ -89,6 +89,7 @@ class Stack:
     sdk: str
     server: AdminServer
     service: ServiceProcess
+    profile: str = "default"
 
     def __repr__(self) -> str:
         return f"<Stack {self.server_kind}-{self.sdk} {self.server.ingress_url}>"
@@ -237,7 +238,7 @@ def stack(request, servers, apps) -> Stack:
 @pytest.fixture(scope="session", params=MATRIX, ids=IDS)
 def no_retry_stack(request, servers, apps) -> Stack:
     kind, sdk = request.param
-    return Stack(kind, sdk, servers(kind, "no-retry"), apps[sdk])
+    return Stack(kind, sdk, servers(kind, "no-retry"), apps[sdk], "no-retry")
 
 
 PROFILED = [(profile, kind, sdk) for profile in ("default", "suspending") for kind, sdk in MATRIX]
@@ -249,7 +250,7 @@ def profiled_stack(request, servers, apps) -> Stack:
     """``stack`` in the default and in the always-suspending profile, for the scenarios the
     suite runs in both its ``default`` and its ``alwaysSuspending`` configuration."""
     profile, kind, sdk = request.param
-    return Stack(kind, sdk, servers(kind, profile), apps[sdk])
+    return Stack(kind, sdk, servers(kind, profile), apps[sdk], profile)
 
 
 @pytest.fixture
