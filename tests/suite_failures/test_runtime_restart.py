@@ -82,3 +82,25 @@ def test_accepted_work_survives_a_crash_loop(stack, key):
     wait_until(lambda: stack.ok("Counter", "get", key=key) == adds, timeout=30,
                what=f"the counter to reach {adds}")
     assert stack.ok("Counter", "get", key=key) == adds
+
+
+def test_kill_acknowledged_before_a_runtime_crash_takes_effect(profiled_stack, key):
+    """``KillInvocation`` with a crash right after the admin API acknowledged the kill: the
+    acknowledged kill is durable, so after the restart the call tree is gone and the
+    singleton's key is free."""
+    stack = profiled_stack
+    invocation_id = stack.send("KillTestRunner", "startCallTree", key=key, idempotency_key=key)
+    wait_until(lambda: stack.ok("AwakeableHolder", "hasAwakeable", key=key), timeout=15,
+               what="the call tree to park its awakeable")
+    stack.ok("AwakeableHolder", "unlock", "cancel", key=key)
+    resp = stack.admin("PATCH", f"/invocations/{invocation_id}/kill")
+    assert resp.status in (200, 202), resp.text
+
+    stack.server.restart(hard=True)
+
+    wait_until(lambda: stack.call("KillTestSingleton", "isUnlocked", key=key,
+                                  timeout=2).status == 200,
+               timeout=30, what="the singleton's key to be unlocked after the crash")
+    result = wait_until(lambda: stack.attach(invocation_id, timeout=10), timeout=30,
+                        what="the killed invocation's result")
+    assert result.status == 409, result.text
