@@ -156,7 +156,7 @@ def _base58(data: bytes) -> str:
     return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
 
 
-def _openssl_identity(base: Path) -> Identity:
+def openssl_identity(base: Path) -> Identity:
     pem = base / "private.pem"
     subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(pem)],
                    check=True, capture_output=True)
@@ -167,7 +167,7 @@ def _openssl_identity(base: Path) -> Identity:
 
 @pytest.fixture(scope="session")
 def identity(tmp_path_factory: pytest.TempPathFactory) -> Identity:
-    return _openssl_identity(tmp_path_factory.mktemp("identity"))
+    return openssl_identity(tmp_path_factory.mktemp("identity"))
 
 
 @pytest.fixture(scope="session")

@@ -14,16 +14,14 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.suite_failures.conftest import _openssl_identity
-from tests.support import ServiceProcess, http_post
+from tests.suite_failures.conftest import APPS, openssl_identity
+from tests.support import ServiceProcess, http_get, http_post
 
 
 class SignedService(ServiceProcess):
     """Ready once it answers ``/health``: it answers an unsigned ``/discover`` with 401."""
 
     def _discover_ok(self) -> bool:
-        from tests.support import http_get
-
         return http_get(self.url + "/health", timeout=2).status == 200
 
 
@@ -33,12 +31,10 @@ def signed_apps(identity, tmp_path_factory) -> Callable[[str, str], ServiceProce
     (``all``), ``Counter`` alone (``counter``), or ``Counter`` for another key (``stranger``)."""
     started: dict[tuple[str, str], ServiceProcess] = {}
     logs = tmp_path_factory.mktemp("signed-apps")
-    stranger_key = _openssl_identity(tmp_path_factory.mktemp("stranger")).public
+    stranger_key = openssl_identity(tmp_path_factory.mktemp("stranger")).public
 
     def get(sdk: str, variant: str) -> ServiceProcess:
         if (sdk, variant) not in started:
-            from tests.suite_failures.conftest import APPS
-
             suffix = f"Signed{variant.capitalize()}{sdk.capitalize()}"
             env = {"SUITE_SUFFIX": suffix,
                    "SUITE_SERVICES": "" if variant == "all" else "Counter",
