@@ -89,9 +89,19 @@ def test_cancellation_from_context(profiled_stack, key, operation):
     _blocking_key_is_free(stack, key)
 
 
+def _tree_calls(stack, key: str) -> list[dict]:
+    return stack.query(
+        "SELECT status, completion_failure FROM sys_invocation WHERE target_service_name = "
+        f"'{stack.name('KillTestSingleton')}' AND target_service_key = '{key}' "
+        "AND target_handler_name = 'recursiveCall'")
+
+
 def test_kill_call_tree(stack, key):
     invocation_id = stack.send("KillTestRunner", "startCallTree", key=key, idempotency_key=key)
     _unblock_first_step(stack, key)
+    # Beyond the suite: wait for the second call, queued behind the first on the same key.
+    wait_until(lambda: len(_tree_calls(stack, key)) == 2, timeout=10,
+               what="the recursive call to be queued")
 
     resp = stack.admin("DELETE", f"/invocations/{invocation_id}?mode=Kill")
 
@@ -101,3 +111,12 @@ def test_kill_call_tree(stack, key):
                timeout=15, what="the singleton's key to be unlocked after the kill")
     result = stack.attach(invocation_id)
     assert result.status == 409, result.text
+    # Both calls of the tree (the one holding the key, and the one queued behind it) were
+    # killed, not dropped: each is completed with Restate's "[409] killed".
+    def both_completed() -> list[dict] | None:
+        rows = _tree_calls(stack, key)
+        return rows if all(r["status"] == "completed" for r in rows) else None
+
+    rows = wait_until(both_completed, timeout=10, what="both calls of the tree to be completed")
+    assert [(r["status"], r.get("completion_failure")) for r in rows] == [
+        ("completed", "[409] killed")] * 2, rows
