@@ -44,6 +44,14 @@ def _blocking_key_is_free(stack, key: str) -> None:
     wait_until(lambda: stack.call("CancelTestBlockingService", "isUnlocked", key=key,
                                   timeout=2).status == 200,
                timeout=15, what="the blocking service's key to be unlocked")
+    # Beyond the suite: every blocked call (for CALL, also the one queued on the key) ended
+    # as cancelled, with Restate's "[409] cancelled".
+    rows = stack.query(
+        "SELECT status, completion_failure FROM sys_invocation WHERE target_service_name = "
+        f"'{stack.name('CancelTestBlockingService')}' AND target_service_key = '{key}' "
+        "AND target_handler_name = 'block'")
+    assert rows and all((r["status"], r.get("completion_failure")) == (
+        "completed", "[409] cancelled") for r in rows), rows
 
 
 def _cancel_from_admin_api(stack, key: str, operation: str, request: str) -> None:
