@@ -70,10 +70,11 @@ def test_timer_in_flight_fires_after_runtime_kill(stack):
     assert time.monotonic() - started >= duration_s
 
 
-def test_accepted_work_survives_a_crash_loop(stack, key):
+def test_accepted_work_survives_a_crash_loop(profiled_stack, key):
     """A crash loop, as the suite's crash runs do: every one-way call the runtime accepted
     (202) before a SIGKILL runs exactly once in the end, and every sleeping invocation
     finishes, however many kills come in between."""
+    stack = profiled_stack
     sleepers = [stack.send("TestUtilsService", "sleepConcurrently", [200, 400, 800],
                            idempotency_key=uuid.uuid4().hex) for _ in range(6)]
     adds = 0
