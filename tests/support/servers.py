@@ -396,6 +396,10 @@ class PerdureServer(AdminServer):
             *self.extra_args,
         ]
         env = child_env(self.extra_env)
+        # The server reads Restate's RESTATE_* variables: never inherit a stray one from the
+        # caller's shell (only those given in ``env`` apply), as for RestateServer.
+        for k in [k for k in env if k.startswith("RESTATE_") and k not in self.extra_env]:
+            del env[k]
         env.setdefault("PYTHONPATH", str(REPO_ROOT))
         return argv, env
 

@@ -29,18 +29,21 @@ def _protocol_version(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="perdure server", description="Run a perdure server node.")
-    p.add_argument("--data-dir", type=Path, default=Path("perdure-data"),
-                   help="Where the log and the store live (default: %(default)s).")
-    p.add_argument("--ingress-bind", default="0.0.0.0:8080",
-                   help="HOST:PORT of the ingress API (default: %(default)s).")
-    p.add_argument("--admin-bind", default="0.0.0.0:9070",
-                   help="HOST:PORT of the admin API (default: %(default)s).")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="Where the log and the store live (default: $RESTATE_BASE_DIR, else "
+                        "perdure-data).")
+    p.add_argument("--ingress-bind", default=None,
+                   help="HOST:PORT of the ingress API (default: $RESTATE_INGRESS__BIND_ADDRESS, "
+                        "else 0.0.0.0:8080).")
+    p.add_argument("--admin-bind", default=None,
+                   help="HOST:PORT of the admin API (default: $RESTATE_ADMIN__BIND_ADDRESS, "
+                        "else 0.0.0.0:9070).")
     p.add_argument("--max-protocol-version", type=_protocol_version, default=7,
                    help="Highest service protocol version offered to deployments, 5..7 "
                         "(default: %(default)s).")
-    p.add_argument("--inactivity-timeout", type=float, default=60.0,
+    p.add_argument("--inactivity-timeout", type=float, default=None,
                    help="Seconds of silence before a BIDI stream is closed so the handler "
-                        "suspends (default: %(default)s).")
+                        "suspends (default: $RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT, else 60).")
     p.add_argument("--max-state-value-size", default="32MiB",
                    help="Largest value a handler may store under one state key (bytes; KiB, MiB, KB, "
                         "MB suffixes allowed). A larger SetState fails the attempt, stores nothing, "
@@ -58,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--request-identity-private-key-pem-file", dest="request_identity_key", type=Path,
                    default=None,
                    help="Ed25519 private key (PKCS#8 PEM) to sign every request to deployments "
-                        "with; the public key to configure in services is logged as publickeyv1_...")
+                        "with; the public key to configure in services is logged as publickeyv1_... "
+                        "(default: $RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE).")
+    p.epilog = ("Restate's environment variables for the settings both servers share are read "
+                "too (flags win): RESTATE_BASE_DIR, RESTATE_INGRESS__BIND_ADDRESS, RESTATE_ADMIN__BIND_ADDRESS, "
+                "RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT and __ABORT_TIMEOUT, "
+                "RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE, RESTATE_DEFAULT_RETRY_POLICY__* "
+                "(INITIAL_INTERVAL, EXPONENTIATION_FACTOR, MAX_INTERVAL, MAX_ATTEMPTS, "
+                "ON_MAX_ATTEMPTS).")
     return p
 
 
@@ -71,16 +81,29 @@ def main(argv: list[str] | None = None) -> None:
 
     from perdure.server.config import ServerConfig, parse_bind, parse_size
     from perdure.server.node import run_node
+    from perdure.server.restate_env import read_restate_env
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        env = read_restate_env(os.environ)
+        defaults = ServerConfig()
+        if args.inactivity_timeout is not None:
+            inactivity_ms = int(args.inactivity_timeout * 1000)
+        elif env.inactivity_timeout_ms is not None:
+            inactivity_ms = env.inactivity_timeout_ms
+        else:
+            inactivity_ms = defaults.inactivity_timeout_ms
+        key_file = args.request_identity_key or env.request_identity_key_file
         config = ServerConfig(
-            data_dir=args.data_dir,
-            ingress_bind=parse_bind(args.ingress_bind),
-            admin_bind=parse_bind(args.admin_bind),
+            data_dir=args.data_dir or Path(env.base_dir or "perdure-data"),
+            ingress_bind=parse_bind(args.ingress_bind or env.ingress_bind or "0.0.0.0:8080"),
+            admin_bind=parse_bind(args.admin_bind or env.admin_bind or "0.0.0.0:9070"),
             max_protocol_version=args.max_protocol_version,
-            inactivity_timeout_ms=int(args.inactivity_timeout * 1000),
-            request_identity_key_file=args.request_identity_key,
+            inactivity_timeout_ms=inactivity_ms,
+            abort_timeout_ms=(env.abort_timeout_ms if env.abort_timeout_ms is not None
+                              else defaults.abort_timeout_ms),
+            retry_policy=env.retry_policy or defaults.retry_policy,
+            request_identity_key_file=Path(key_file) if key_file else None,
             max_state_value_size=parse_size(args.max_state_value_size),
             min_free_disk_bytes=parse_size(args.min_free_disk, minimum=0),  # 0: no reserve
             tracing_endpoint=args.tracing_endpoint or None,

@@ -112,9 +112,12 @@ async def run_node(config: ServerConfig) -> None:
         failure.append(e)
         stop.set()
 
+    loop = asyncio.get_running_loop()
+    # Restate dumps its configuration on SIGUSR1 (Restate's SDK test suite sends it to every
+    # runtime it starts); Python's default for SIGUSR1 would end the process.
+    loop.add_signal_handler(signal.SIGUSR1, lambda: log.info("configuration: %s", config))
     await node.start()
     node.leader.on_fatal = on_fatal
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()

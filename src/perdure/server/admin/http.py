@@ -258,6 +258,13 @@ class Admin:
     async def health(self, request: Request) -> Response:
         return json_response({})
 
+    async def cluster_health(self, request: Request) -> Response:
+        """`GET /cluster-health`: a single node that is its own metadata cluster, in Restate's
+        shape (its default cluster name; node ids start at 1). Deployers wait on it, e.g.
+        Restate's SDK test suite until the metadata cluster has as many members as nodes."""
+        return json_response({"cluster_name": "localcluster",
+                              "metadata_cluster_health": {"members": [1]}})
+
     def _ingress_endpoint(self) -> str:
         host, port = self.config.ingress_bind
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/"
@@ -769,6 +776,7 @@ def build_admin_app(schema: Schema, config: ServerConfig, in_flight=None,
     for prefix in ("", "/v2", "/v3"):
         r = app.router
         r.add_get(prefix + "/health", admin.health)
+        r.add_get(prefix + "/cluster-health", admin.cluster_health)
         r.add_get(prefix + "/version", admin.version)
         r.add_post(prefix + "/deployments", admin.register)
         r.add_get(prefix + "/deployments", admin.list_deployments)
