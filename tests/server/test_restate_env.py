@@ -65,3 +65,14 @@ def test_invoker_settings_and_signing_key():
 def test_malformed_variable_is_named_in_the_error():
     with pytest.raises(ValueError, match="INACTIVITY_TIMEOUT"):
         read_restate_env({"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "soon"})
+
+
+@pytest.mark.parametrize("value, expected", [("true", True), ("1", True), ("false", False), ("", None)])
+def test_disable_eager_state(value, expected):
+    env = read_restate_env({"RESTATE_WORKER__INVOKER__DISABLE_EAGER_STATE": value})
+    assert env.disable_eager_state is expected
+
+
+def test_malformed_eager_state_switch_is_refused():
+    with pytest.raises(ValueError, match="DISABLE_EAGER_STATE"):
+        read_restate_env({"RESTATE_WORKER__INVOKER__DISABLE_EAGER_STATE": "sometimes"})

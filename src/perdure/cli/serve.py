@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = ("Restate's environment variables for the settings both servers share are read "
                 "too (flags win): RESTATE_BASE_DIR, RESTATE_INGRESS__BIND_ADDRESS, RESTATE_ADMIN__BIND_ADDRESS, "
                 "RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT and __ABORT_TIMEOUT, "
-                "RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE, RESTATE_DEFAULT_RETRY_POLICY__* "
+                "RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE, "
+                "RESTATE_WORKER__INVOKER__DISABLE_EAGER_STATE, RESTATE_DEFAULT_RETRY_POLICY__* "
                 "(INITIAL_INTERVAL, EXPONENTIATION_FACTOR, MAX_INTERVAL, MAX_ATTEMPTS, "
                 "ON_MAX_ATTEMPTS).")
     return p
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             abort_timeout_ms=(env.abort_timeout_ms if env.abort_timeout_ms is not None
                               else defaults.abort_timeout_ms),
             retry_policy=env.retry_policy or defaults.retry_policy,
+            disable_eager_state=bool(env.disable_eager_state),
             request_identity_key_file=Path(key_file) if key_file else None,
             max_state_value_size=parse_size(args.max_state_value_size),
             min_free_disk_bytes=parse_size(args.min_free_disk, minimum=0),  # 0: no reserve

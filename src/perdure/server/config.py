@@ -67,6 +67,9 @@ class ServerConfig:
     # OTLP/HTTP collector to export traces to (`http://host:4318`); None: no tracing, and
     # opentelemetry is never imported.
     tracing_endpoint: str | None = None
+    # Send no state with an attempt's start, whatever the handler asks for: every read is a
+    # GetLazyState (Restate's private `worker.invoker.disable-eager-state`).
+    disable_eager_state: bool = False
 
     def frame_limit(self) -> int:
         """The longest frame accepted from a deployment: the general limit, raised when needed so

@@ -23,6 +23,9 @@ INGRESS_BIND = "RESTATE_INGRESS__BIND_ADDRESS"
 ADMIN_BIND = "RESTATE_ADMIN__BIND_ADDRESS"
 INACTIVITY_TIMEOUT = "RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT"
 ABORT_TIMEOUT = "RESTATE_WORKER__INVOKER__ABORT_TIMEOUT"
+# Send no state with the start of an attempt: handlers read it with GetLazyState (the SDK test
+# suite's `lazyState` configuration).
+DISABLE_EAGER_STATE = "RESTATE_WORKER__INVOKER__DISABLE_EAGER_STATE"
 # Restate reads the key file at the top level (since 1.1) and, earlier, under the invoker.
 IDENTITY_KEY_FILES = ("RESTATE_REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE",
                       "RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE")
@@ -69,6 +72,7 @@ class RestateEnv:
     abort_timeout_ms: int | None = None
     request_identity_key_file: str | None = None
     retry_policy: RetryPolicy | None = None
+    disable_eager_state: bool | None = None
 
 
 def _retry_policy(env: Mapping[str, str], base: RetryPolicy) -> RetryPolicy | None:
@@ -134,6 +138,9 @@ def read_restate_env(env: Mapping[str, str], base_retry: RetryPolicy | None = No
     except ValueError as e:
         raise ValueError(f"retry policy from the environment: {e}") from None
     key_file = next((env[name] for name in IDENTITY_KEY_FILES if env.get(name)), None)
+    eager = (env.get(DISABLE_EAGER_STATE) or "").strip().lower()
+    if eager not in ("", "true", "false", "1", "0"):
+        raise ValueError(f"{DISABLE_EAGER_STATE}: expected true or false, got {env[DISABLE_EAGER_STATE]!r}")
     return RestateEnv(
         base_dir=env.get(BASE_DIR) or None,
         ingress_bind=env.get(INGRESS_BIND) or None,
@@ -142,4 +149,5 @@ def read_restate_env(env: Mapping[str, str], base_retry: RetryPolicy | None = No
         abort_timeout_ms=duration(ABORT_TIMEOUT),
         request_identity_key_file=key_file,
         retry_policy=retry,
+        disable_eager_state=eager in ("true", "1") if eager else None,
     )

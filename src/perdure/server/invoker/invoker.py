@@ -188,7 +188,7 @@ class Invoker:
         journal = self.leader.store.journal(invocation_id)
         state = None
         svc = self.schema.service(row.service)
-        if row.service_ty != "service" and svc is not None:
+        if row.service_ty != "service" and svc is not None and not self.config.disable_eager_state:
             handler = svc.handlers.get(row.handler)
             if handler is not None and not svc.lazy_state(handler):
                 state = self.leader.store.all_state(row.service, row.key)
