@@ -210,17 +210,21 @@ class Ingress:
         return response
 
     async def handle(self, request: Request) -> Response:
+        if request.method == "OPTIONS" and "access-control-request-method" in request.headers:
+            return _cors_preflight(request)
         if self.metrics is None:
-            return await self._handle(request)
-        started = time.perf_counter()
-        status = 499  # the client went away before the answer (nginx's code for it)
-        try:
             response = await self._handle(request)
-            status = response.status
-            return response
-        finally:
-            self.metrics.ingress_answered(request.method, request_kind(request.raw_path), status,
-                                          time.perf_counter() - started)
+        else:
+            started = time.perf_counter()
+            status = 499  # the client went away before the answer (nginx's code for it)
+            try:
+                response = await self._handle(request)
+                status = response.status
+            finally:
+                self.metrics.ingress_answered(request.method, request_kind(request.raw_path), status,
+                                              time.perf_counter() - started)
+        response.headers.update(_cors_headers(request))
+        return response
 
     async def _handle(self, request: Request) -> Response:
         if self.disk is not None and request.method != "GET":
@@ -509,6 +513,29 @@ def _target_of(body: bytes) -> InvocationId:
             field("idempotencyKey") or "", scope=field("scope", optional=True))
     raise IngressError(400, f"cannot read body: unknown target {kind!r}, expected one of "
                             "`workflow`, `idempotentInvocation`, `invocation`")
+
+
+# CORS as Restate's ingress answers it: any origin may call, with credentials; the answer
+# names the caller's origin back (not "*"), and a preflight allows whatever it asks for.
+_CORS_VARY = "origin, access-control-request-method, access-control-request-headers"
+
+
+def _cors_headers(request: Request) -> dict[str, str]:
+    headers = {"vary": _CORS_VARY, "access-control-allow-credentials": "true"}
+    origin = request.headers.get("origin")
+    if origin:
+        headers["access-control-allow-origin"] = origin
+    return headers
+
+
+def _cors_preflight(request: Request) -> Response:
+    """`OPTIONS` with `Access-Control-Request-Method`: a browser asks before a cross-origin call."""
+    headers = _cors_headers(request)
+    headers["access-control-allow-methods"] = request.headers.get("access-control-request-method", "")
+    asked = request.headers.get("access-control-request-headers")
+    if asked:
+        headers["access-control-allow-headers"] = asked
+    return Response(status=200, headers=headers)
 
 
 def build_ingress_app(leader: Leader, schema: Schema, max_body: int, disk: DiskSpace | None = None,
