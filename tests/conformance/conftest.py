@@ -20,10 +20,8 @@ Fixtures:
 from __future__ import annotations
 
 import re
-import subprocess
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -31,44 +29,14 @@ import pytest
 from tests.conformance.harness import MODES, SERVERS, Target
 from tests.conformance.services.probe import EVENTS_ENV
 from tests.support import PerdureServer, RestateServer, ServiceProcess
+from tests.support.identity_keys import IdentityKey, openssl_identity
 
 APP = "tests.conformance.services.app:app"
 MATRIX = [(server, mode) for server in SERVERS for mode in MODES]
 
-_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def base58(data: bytes) -> str:
-    """Bitcoin-alphabet base58, as in Restate's ``publickeyv1_`` key names."""
-    n = int.from_bytes(data, "big")
-    out = ""
-    while n:
-        n, r = divmod(n, 58)
-        out = _BASE58[r] + out
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
-
-
-@dataclass(frozen=True)
-class IdentityKey:
-    private_pem: Path
-    public: str  # publickeyv1_<base58 of the raw 32-byte Ed25519 public key>
-
-
 @pytest.fixture(scope="session")
 def identity_key(tmp_path_factory: pytest.TempPathFactory) -> IdentityKey:
-    base = tmp_path_factory.mktemp("identity")
-    pem = base / "private.pem"
-    subprocess.run(
-        ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(pem)],
-        check=True,
-        capture_output=True,
-    )
-    der = subprocess.run(
-        ["openssl", "pkey", "-in", str(pem), "-pubout", "-outform", "DER"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return IdentityKey(pem, "publickeyv1_" + base58(der[-32:]))
+    return openssl_identity(tmp_path_factory.mktemp("identity"))
 
 
 def _start_server(kind: str, mode: str, base: Path, key: IdentityKey):

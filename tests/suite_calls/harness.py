@@ -137,13 +137,11 @@ class Stack:
         idempotency_key: str | None = None,
     ) -> HttpResponse:
         """``POST /{service}/[{key}/]{handler}/send``."""
-        name = self.name(service)
-        path = f"/{name}/{key}/{handler}/send" if key is not None else f"/{name}/{handler}/send"
         hdrs = {"content-type": "application/json"}
         if idempotency_key is not None:
             hdrs["idempotency-key"] = idempotency_key
-        body = None if arg is None else _json.dumps(arg).encode()
-        return self.ingress("POST", path, body, headers=hdrs)
+        return self.server.call(self.name(service), handler, arg, key=key, headers=hdrs, send=True,
+                                timeout=CALL_TIMEOUT_S)
 
     def ingress(self, method: str, path: str, body: bytes | None = None, **kw: Any) -> HttpResponse:
         kw.setdefault("timeout", CALL_TIMEOUT_S)

@@ -35,7 +35,6 @@ Fixtures:
 from __future__ import annotations
 
 import json as _json
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,7 +50,9 @@ from tests.support import (
     RestateServer,
     ServiceProcess,
     http_request,
+    wait_until,
 )
+from tests.support.identity_keys import IdentityKey, openssl_identity
 
 APPS = {"official": "tests.suite_failures.services:official_app",
         "perdure": "tests.suite_failures.services:perdure_app"}
@@ -73,12 +74,6 @@ PROFILES: dict[str, dict[str, str]] = {
         "RESTATE_DEFAULT_RETRY_POLICY__INITIAL_INTERVAL": "1ms",
     },
 }
-
-
-@dataclass(frozen=True)
-class Identity:
-    private_pem: Path
-    public: str
 
 
 @dataclass
@@ -128,6 +123,15 @@ class Stack:
         return http_request("GET", f"{self.server.ingress_url}/restate/invocation/"
                             f"{invocation_id}/attach", timeout=timeout)
 
+    def start_sleeping(self, duration_s: float) -> str:
+        """Send ``TestUtilsService/sleepConcurrently`` (one timer of ``duration_s``) and wait
+        until its Sleep is journaled; returns the invocation id."""
+        invocation_id = self.send("TestUtilsService", "sleepConcurrently", [int(duration_s * 1000)],
+                                  idempotency_key=uuid.uuid4().hex)
+        wait_until(lambda: self.journaled(invocation_id, "Command: Sleep"), timeout=10,
+                   what="the sleep to be journaled")
+        return invocation_id
+
     def journaled(self, invocation_id: str, entry_type: str) -> bool:
         """Whether the invocation's journal holds an entry of that type (``Command: Sleep``)."""
         rows = self.query(f"SELECT entry_type FROM sys_journal WHERE id = '{invocation_id}'")
@@ -143,30 +147,8 @@ class Stack:
         return resp.json()["rows"]
 
 
-_BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def _base58(data: bytes) -> str:
-    """Bitcoin-alphabet base58 (no leading zero bytes in a 32-byte Ed25519 key matter here:
-    they are kept as '1's)."""
-    n, out = int.from_bytes(data, "big"), ""
-    while n:
-        n, digit = divmod(n, 58)
-        out = _BASE58[digit] + out
-    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
-
-
-def openssl_identity(base: Path) -> Identity:
-    pem = base / "private.pem"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(pem)],
-                   check=True, capture_output=True)
-    der = subprocess.run(["openssl", "pkey", "-in", str(pem), "-pubout", "-outform", "DER"],
-                         check=True, capture_output=True).stdout
-    return Identity(pem, "publickeyv1_" + _base58(der[-32:]))
-
-
 @pytest.fixture(scope="session")
-def identity(tmp_path_factory: pytest.TempPathFactory) -> Identity:
+def identity(tmp_path_factory: pytest.TempPathFactory) -> IdentityKey:
     return openssl_identity(tmp_path_factory.mktemp("identity"))
 
 

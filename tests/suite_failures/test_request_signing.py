@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.suite_failures.conftest import APPS, openssl_identity
+from tests.suite_failures.conftest import APPS
 from tests.support import ServiceProcess, http_get, http_post
+from tests.support.identity_keys import openssl_identity
 
 
 class SignedService(ServiceProcess):

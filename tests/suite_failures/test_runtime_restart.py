@@ -57,10 +57,7 @@ def test_runtime_restart_retains_the_state(profiled_stack, key, hard):
 def test_timer_in_flight_fires_after_runtime_kill(stack):
     duration_s = 1.5
     started = time.monotonic()
-    invocation_id = stack.send("TestUtilsService", "sleepConcurrently", [int(duration_s * 1000)],
-                               idempotency_key=uuid.uuid4().hex)
-    wait_until(lambda: stack.journaled(invocation_id, "Command: Sleep"), timeout=10,
-               what="the sleep to be journaled")
+    invocation_id = stack.start_sleeping(duration_s)
 
     stack.server.restart(hard=True)
 

@@ -16,8 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.support import wait_until
-
 
 def test_sleep(profiled_stack):
     started = time.monotonic()
@@ -47,10 +45,7 @@ def test_sleep_survives_service_endpoint_restart(profiled_stack, hard):
     stack = profiled_stack
     duration_s = 1.5
     started = time.monotonic()
-    invocation_id = stack.send("TestUtilsService", "sleepConcurrently", [int(duration_s * 1000)],
-                               idempotency_key=uuid.uuid4().hex)
-    wait_until(lambda: stack.journaled(invocation_id, "Command: Sleep"), timeout=10,
-               what="the sleep to be journaled")
+    invocation_id = stack.start_sleeping(duration_s)
 
     stack.service.restart(hard=hard)
 
