@@ -60,12 +60,19 @@ class IdPrefix(enum.StrEnum):
     VQUEUE = "vq"
 
 
+# Two digits per division: half the big-number divisions of one digit at a time (ids are
+# printed for every invocation).
+_PAIRS = tuple(a + b for a in BASE62_ALPHABET for b in BASE62_ALPHABET)
+
+
 def _base62_encode(value: int, width: int) -> str:
-    digits = []
+    pairs = _PAIRS
+    out = []
     while value:
-        value, rem = divmod(value, 62)
-        digits.append(BASE62_ALPHABET[rem])
-    return "".join(reversed(digits)).rjust(width, "0")
+        value, rem = divmod(value, 3844)
+        out.append(pairs[rem])
+    out.reverse()
+    return "".join(out).lstrip("0").rjust(width, "0")
 
 
 def _base62_decode(text: str, what: str, offset: int) -> int:

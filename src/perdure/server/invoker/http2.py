@@ -1,7 +1,7 @@
 """HTTP/2 cleartext client (h2c with prior knowledge): one TCP connection, many full-duplex
 streams.
 
-Owns the socket, HTTP/2 framing (through the sans-I/O ``h2`` state machine), flow control in
+Owns the socket, HTTP/2 framing (through the sans-I/O `h2_core.ClientCore`), flow control in
 both directions, the stream lifecycle, PING, GOAWAY and idle close. It knows nothing about
 deployments, the Restate protocol or retries: ``http2_pool`` shares connections and
 ``transport`` turns streams into invocation attempts.
@@ -24,15 +24,20 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
-import h2.config
-import h2.connection
-import h2.events
-import h2.exceptions
-import h2.settings
-from h2.errors import ErrorCodes
-
+from perdure.server.invoker.h2_core import (
+    CANCEL,
+    NO_ERROR,
+    REFUSED_STREAM,
+    SETTINGS_INITIAL_WINDOW_SIZE,
+    SETTINGS_MAX_CONCURRENT_STREAMS,
+    ClientCore,
+    H2ConnectionError,
+    LiteralEncoder,
+    StreamIdsExhausted,
+    error_code_name,
+)
 from perdure.server.invoker.transport_errors import (
     ConnectError,
     ConnectionLost,
@@ -108,103 +113,8 @@ class H2Settings:
     max_streams_per_connection: int = DEFAULT_MAX_STREAMS_PER_CONNECTION
 
 
-def _hpack_int(value: int, prefix_bits: int, first: int) -> bytes:
-    """An HPACK integer (RFC 7541 §5.1) with ``first`` holding the bits above the prefix."""
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes((first | value,))
-    out = bytearray((first | limit,))
-    value -= limit
-    while value >= 128:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-class _LiteralEncoder:
-    """HPACK for the request headers we send: every field a "literal without indexing, new
-    name" (RFC 7541 §6.2.2), no Huffman coding, the dynamic table never used. hpack's own
-    encoder searched its tables and Huffman-coded each field in pure Python, ~10% of the
-    server's CPU under the no-op workload; a deployment gets the same header list, a few
-    bytes longer, on a loopback or LAN link.
-
-    h2 sets ``header_table_size`` when the peer's SETTINGS_HEADER_TABLE_SIZE changes. Our table
-    is always empty, but a peer that lowers the limit below the size we last announced still
-    expects a dynamic table size update at the start of the next block (§4.2), so we send one.
-    """
-
-    __slots__ = ("_table_size", "_size_update")
-
-    def __init__(self) -> None:
-        self._table_size = 4096  # the initial SETTINGS_HEADER_TABLE_SIZE (RFC 9113 §6.5.2)
-        self._size_update: int | None = None
-
-    @property
-    def header_table_size(self) -> int:
-        return self._table_size
-
-    @header_table_size.setter
-    def header_table_size(self, value: int) -> None:
-        if value < self._table_size:
-            self._size_update = value
-        self._table_size = value
-
-    def encode(self, headers, huffman: bool = True) -> bytes:  # noqa: ARG002 - h2's signature
-        out = bytearray()
-        if self._size_update is not None:
-            out += _hpack_int(self._size_update, 5, 0x20)
-            self._size_update = None
-        for name, value in headers:
-            if isinstance(name, str):
-                name = name.encode("latin-1")
-            if isinstance(value, str):
-                value = value.encode("latin-1")
-            out += b"\x00"
-            out += _hpack_int(len(name), 7, 0)
-            out += name
-            out += _hpack_int(len(value), 7, 0)
-            out += value
-        return bytes(out)
-
-
-class _ClientH2Connection(h2.connection.H2Connection):
-    """h2's connection state machine with two changes for a long-lived, busy client.
-
-    1. GOAWAY: h2 moves the whole connection to CLOSED as soon as one arrives
-       (python-hyper/h2#1181), so the streams the peer promised to finish (those up to
-       ``last_stream_id``, RFC 9113 §6.8) would die with a ProtocolError on their next frame.
-       We put the state back to open; `H2Connection` itself never opens a stream afterwards.
-    2. Counting open streams: h2 walks every stream it knows each time a stream is opened
-       (``open_outbound_streams``), which makes opening N concurrent streams cost O(N²).
-       `H2Connection` counts its open streams exactly, so h2 asks it instead, and h2's own
-       walk (which also forgets closed streams) runs only once closed streams pile up.
-    """
-
-    def __init__(self, config: h2.config.H2Configuration, count_open: Callable[[], int]) -> None:
-        super().__init__(config=config)
-        self._count_open = count_open
-
-    @property
-    def open_outbound_streams(self) -> int:
-        open_now = self._count_open()
-        if len(self.streams) > 2 * open_now + 64:
-            super().open_outbound_streams  # noqa: B018 - prunes closed streams
-        return open_now
-
-    def _receive_goaway_frame(self, frame: Any) -> Any:
-        result = super()._receive_goaway_frame(frame)
-        machine = self.state_machine
-        if machine.state is h2.connection.ConnectionState.CLOSED:
-            machine.state = h2.connection.ConnectionState.CLIENT_OPEN
-        return result
-
-
-def _error_code_name(code: int) -> str:
-    try:
-        return ErrorCodes(code).name
-    except ValueError:
-        return f"error code {code:#x}"
+# Kept under its old name for tests that import it from here.
+_LiteralEncoder = LiteralEncoder
 
 
 class H2Stream:
@@ -319,7 +229,7 @@ class H2Stream:
         connection = self._connection
         if connection._write_paused or connection._failure is not None:
             return False
-        if connection._h2.local_flow_control_window(self.stream_id) < len(data):
+        if connection._core.send_window(self.stream_id) < len(data):
             return False
         connection._send_frames(self.stream_id, memoryview(data).cast("B"), 0)
         return True
@@ -342,7 +252,7 @@ class H2Stream:
 
     # -- closing ---------------------------------------------------------------------------
 
-    def reset(self, error_code: int = ErrorCodes.CANCEL) -> None:
+    def reset(self, error_code: int = CANCEL) -> None:
         """Abandon the stream: send RST_STREAM (CANCEL by default) unless it is already
         closed, and drop unread data. Later reads and sends raise `StreamReset`."""
         if self._locally_reset:
@@ -400,19 +310,19 @@ class H2Stream:
         self._wake("_read_waiter")
 
     def _on_reset(self, error_code: int, *, by_peer: bool) -> None:
-        if error_code == ErrorCodes.NO_ERROR and self._remote_ended:
+        if error_code == NO_ERROR and self._remote_ended:
             self._peer_done_with_request = True
         elif self._error is None:
-            if error_code == ErrorCodes.REFUSED_STREAM:
+            if error_code == REFUSED_STREAM:
                 self._error = StreamRefused(
                     f"{self._connection.target} refused stream {self.stream_id} "
                     "(REFUSED_STREAM); it was not processed"
                 )
             else:
-                who = "the peer" if by_peer else "h2 after a protocol error by the peer"
+                who = "the peer" if by_peer else "us after a protocol error by the peer"
                 self._error = StreamReset(
                     f"stream {self.stream_id} to {self._connection.target} was reset by {who} "
-                    f"({_error_code_name(error_code)})",
+                    f"({error_code_name(error_code)})",
                     error_code=error_code,
                     by_peer=by_peer,
                 )
@@ -460,31 +370,13 @@ class H2Connection(asyncio.Protocol):
         self._settings = settings
         self._loop = asyncio.get_running_loop()
         self._streams: dict[int, H2Stream] = {}
-        self._h2 = _ClientH2Connection(
-            h2.config.H2Configuration(
-                client_side=True,
-                header_encoding=None,
-                # open_stream builds the request headers itself (lower-case names, no
-                # connection-specific fields), and of a response we read only :status and
-                # two plain fields; h2's checks of both cost ~3% of server CPU.
-                validate_outbound_headers=False,
-                normalize_outbound_headers=False,
-                validate_inbound_headers=False,
-                normalize_inbound_headers=False,
-            ),
-            count_open=self._streams.__len__,
+        self._core = ClientCore(
+            self,
+            stream_window=settings.stream_window,
+            connection_window=settings.connection_window,
+            max_inbound_frame_size=settings.max_inbound_frame_size,
+            max_header_list_size=settings.max_header_list_size,
         )
-        self._h2.encoder = _LiteralEncoder()  # before any header block: a fresh HPACK state
-        self._h2.local_settings = h2.settings.Settings(
-            client=True,
-            initial_values={
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: settings.stream_window,
-                h2.settings.SettingCodes.MAX_FRAME_SIZE: settings.max_inbound_frame_size,
-                h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
-            },
-        )
-        self._h2.max_inbound_frame_size = settings.max_inbound_frame_size
         self._transport: asyncio.Transport | None = None
         self._failure: TransportError | None = None
         self._accepting = True
@@ -566,7 +458,7 @@ class H2Connection(asyncio.Protocol):
     @property
     def max_concurrent_streams(self) -> int:
         """The peer's SETTINGS_MAX_CONCURRENT_STREAMS (2**32 + 1 when it set no limit)."""
-        return self._h2.remote_settings.max_concurrent_streams
+        return self._core.max_concurrent_streams
 
     @property
     def free_slots(self) -> int:
@@ -591,13 +483,6 @@ class H2Connection(asyncio.Protocol):
         stream ids exhausted) or the connection's failure if it is dead; the request was not
         sent in either case."""
         await self._acquire_slot()
-        try:
-            stream_id = self._h2.get_next_available_stream_id()
-        except h2.exceptions.NoAvailableStreamIDError as error:
-            self._stop_accepting()
-            raise StreamRefused(
-                f"{self.target}: stream ids exhausted on this connection"
-            ) from error
         request_headers: list[tuple[str, str]] = [
             (":method", method),
             (":scheme", scheme),
@@ -609,12 +494,12 @@ class H2Connection(asyncio.Protocol):
                 continue
             if name not in _CONNECTION_SPECIFIC:
                 request_headers.append((name, value))
-        stream = H2Stream(self, stream_id)
         try:
-            self._h2.send_headers(stream_id, request_headers, end_stream=end_stream)
-        except h2.exceptions.ProtocolError as error:
-            self._wake_slot_waiter()
-            raise ValueError(f"invalid request headers: {error}") from error
+            stream_id = self._core.open_stream(request_headers, end_stream)
+        except StreamIdsExhausted as error:
+            self._stop_accepting()
+            raise StreamRefused(f"{self.target}: {error}") from error
+        stream = H2Stream(self, stream_id)
         self._cancel_idle_timer()
         self._streams[stream_id] = stream
         stream._local_ended = end_stream
@@ -633,7 +518,7 @@ class H2Connection(asyncio.Protocol):
         self._pings[payload] = waiter
         started = time.perf_counter()  # loop.time() is millisecond-grained on uvloop
         try:
-            self._h2.ping(payload)
+            self._core.ping(payload)
             self._flush()
             async with asyncio.timeout(timeout):
                 await waiter
@@ -650,11 +535,8 @@ class H2Connection(asyncio.Protocol):
         self._cancel_idle_timer()
         self._fail(ConnectionLost(f"connection to {self.target} was closed locally"))
         if self._transport is not None and not self._transport.is_closing():
-            try:
-                self._h2.close_connection()
-                self._flush_now()
-            except h2.exceptions.ProtocolError:
-                pass
+            self._core.close()
+            self._flush_now()
             self._transport.close()
 
     async def aclose(self) -> None:
@@ -672,24 +554,20 @@ class H2Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, only duck-typed alike.
         self._transport = cast(asyncio.Transport, transport)
-        self._h2.initiate_connection()
-        extra = self._settings.connection_window - self._h2.inbound_flow_control_window
-        if extra > 0:
-            self._h2.increment_flow_control_window(extra)
+        self._core.initiate()
         self._flush_now()
         # The idle timer starts with the peer's SETTINGS: until then `connect`'s own timeout
         # covers the handshake (a deployment still starting up is not an idle connection).
 
     def data_received(self, data: bytes) -> None:
         try:
-            events = self._h2.receive_data(data)
-        except h2.exceptions.ProtocolError as error:
-            self._flush_now()  # h2 queued a GOAWAY for us
+            self._core.receive(data)
+        except H2ConnectionError as error:
+            self._ended_in_batch.clear()
+            self._flush_now()  # the core queued a GOAWAY for us
             self._abandon_after_protocol_error(error)
             return
-        for event in events:
-            self._dispatch(event)
-        # Release finished streams only after the whole batch: a later event of the same
+        # Release finished streams only after the whole batch: a later frame of the same
         # batch (say RST_STREAM right after END_STREAM) must still find its stream.
         settled, self._ended_in_batch = self._ended_in_batch, []
         for stream in settled:
@@ -727,61 +605,64 @@ class H2Connection(asyncio.Protocol):
         self._write_paused = False
         self._wake_drain_waiters()
 
-    # -- h2 events -------------------------------------------------------------------------
+    # -- what the core reports (h2_core.CoreEvents) --------------------------------------
 
-    def _dispatch(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.DataReceived):
-            stream = self._streams.get(event.stream_id or 0)
-            length = event.flow_controlled_length or 0
-            if stream is None:
-                if event.stream_id:
-                    self._acknowledge(event.stream_id, length)
-            else:
-                stream._on_data(event.data or b"", length)
-        elif isinstance(event, h2.events.ResponseReceived):
-            stream = self._streams.get(event.stream_id or 0)
+    def on_data(self, stream_id: int, data: bytes, flow_controlled_length: int) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            self._acknowledge(stream_id, flow_controlled_length)
+        else:
+            stream._on_data(data, flow_controlled_length)
+
+    def on_unknown_stream_data(self, stream_id: int, flow_controlled_length: int) -> None:
+        self._acknowledge(stream_id, flow_controlled_length)
+
+    def on_head(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream._on_head(_response_head(headers))
+
+    def on_end(self, stream_id: int) -> None:  # END_STREAM on DATA or HEADERS
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream._on_remote_end()
+            self._ended_in_batch.append(stream)
+
+    def on_reset(self, stream_id: int, error_code: int, by_peer: bool) -> None:
+        stream = self._streams.get(stream_id)
+        if stream is not None:
+            stream._on_reset(error_code, by_peer=by_peer)
+            self._release(stream)
+
+    def on_window(self, stream_id: int) -> None:
+        if stream_id:
+            stream = self._streams.get(stream_id)
             if stream is not None:
-                stream._on_head(_response_head(event.headers or []))
-        elif isinstance(event, h2.events.StreamEnded):  # also follows END_STREAM on DATA/HEADERS
-            stream = self._streams.get(event.stream_id)
-            if stream is not None:
-                stream._on_remote_end()
-                self._ended_in_batch.append(stream)
-        elif isinstance(event, h2.events.StreamReset):
-            stream = self._streams.get(event.stream_id)
-            if stream is not None:
-                stream._on_reset(int(event.error_code), by_peer=event.remote_reset)
-                self._release(stream)
-        elif isinstance(event, h2.events.WindowUpdated):
-            if event.stream_id:
-                stream = self._streams.get(event.stream_id)
-                if stream is not None:
-                    stream._on_window()
-            else:
-                for stream in list(self._streams.values()):
-                    stream._on_window()
-        elif isinstance(event, h2.events.RemoteSettingsChanged):
-            changed = event.changed_settings
-            if h2.settings.SettingCodes.INITIAL_WINDOW_SIZE in changed:
-                for stream in list(self._streams.values()):
-                    stream._on_window()
-            if h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS in changed:
-                self._wake_slot_waiter(all_waiters=True)
-            if not self._peer_settings_seen.done():
-                self._peer_settings_seen.set_result(None)
-                if not self._streams and self._idle_timer is None and self._failure is None:
-                    self._idle_timer = self._loop.call_later(
-                        self._settings.idle_timeout, self._on_idle_timeout
-                    )
-        elif isinstance(event, h2.events.PingAckReceived):
-            waiter = self._pings.get(bytes(event.ping_data or b""))
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self._on_goaway(event.last_stream_id or 0, int(event.error_code or 0))
-        # TrailersReceived (ignored, END_STREAM comes as StreamEnded), InformationalResponse
-        # (skipped), PingReceived (h2 answers it), SettingsAcknowledged, PriorityUpdated:
-        # nothing to do.
+                stream._on_window()
+        else:
+            for stream in list(self._streams.values()):
+                stream._on_window()
+
+    def on_settings(self, changed: dict[int, int]) -> None:
+        if SETTINGS_INITIAL_WINDOW_SIZE in changed:
+            for stream in list(self._streams.values()):
+                stream._on_window()
+        if SETTINGS_MAX_CONCURRENT_STREAMS in changed:
+            self._wake_slot_waiter(all_waiters=True)
+        if not self._peer_settings_seen.done():
+            self._peer_settings_seen.set_result(None)
+            if not self._streams and self._idle_timer is None and self._failure is None:
+                self._idle_timer = self._loop.call_later(
+                    self._settings.idle_timeout, self._on_idle_timeout
+                )
+
+    def on_ping_ack(self, payload: bytes) -> None:
+        waiter = self._pings.get(payload)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def on_goaway(self, last_stream_id: int, error_code: int) -> None:
+        self._on_goaway(last_stream_id, error_code)
 
     def _on_goaway(self, last_stream_id: int, error_code: int) -> None:
         self._goaway = (last_stream_id, error_code)
@@ -790,7 +671,7 @@ class H2Connection(asyncio.Protocol):
             if stream_id > last_stream_id:
                 stream._on_failure(
                     StreamRefused(
-                        f"{self.target} sent GOAWAY ({_error_code_name(error_code)}, last stream "
+                        f"{self.target} sent GOAWAY ({error_code_name(error_code)}, last stream "
                         f"{last_stream_id}) before processing stream {stream_id}; it was not "
                         "processed"
                     )
@@ -804,10 +685,10 @@ class H2Connection(asyncio.Protocol):
         # their idle timeout. A PING tells them apart at once: a well-behaved server answers
         # it, hypercorn treats it as a protocol error and closes, so those streams fail now
         # with ConnectionLost (retryable) instead of seconds later.
-        self._h2.ping(b"goaway?\0")
+        self._core.ping(b"goaway?\0")
         self._flush()
 
-    def _abandon_after_protocol_error(self, error: h2.exceptions.ProtocolError) -> None:
+    def _abandon_after_protocol_error(self, error: H2ConnectionError) -> None:
         if not self._peer_settings_seen.done():
             failure: TransportError = NotHttp2(
                 f"{self.target} did not answer the HTTP/2 connection preface ({error}); it may "
@@ -826,13 +707,14 @@ class H2Connection(asyncio.Protocol):
     def _send_frames(self, stream_id: int, view: memoryview, offset: int) -> int:
         """Queue as many DATA frames as the windows allow; returns bytes queued."""
         self._raise_if_failed()
-        window = self._h2.local_flow_control_window(stream_id)
-        frame_size = self._h2.max_outbound_frame_size
+        core = self._core
+        window = core.send_window(stream_id)
+        frame_size = core.max_outbound_frame_size
         end = offset
         total = len(view)
         while window > 0 and end < total:
             size = min(window, frame_size, total - end)
-            self._h2.send_data(stream_id, view[end : end + size])
+            core.send_data(stream_id, view[end : end + size])
             end += size
             window -= size
         if end - offset >= _WRITE_NOW_BYTES:
@@ -843,24 +725,22 @@ class H2Connection(asyncio.Protocol):
 
     def _end_stream(self, stream: H2Stream) -> None:
         self._raise_if_failed()
-        self._h2.end_stream(stream.stream_id)
+        self._core.end_stream(stream.stream_id)
         self._flush()
         self._settle(stream)
 
     def _reset_stream(self, stream: H2Stream, error_code: int, unread_flow: int) -> None:
         if self._failure is None:
-            h2_stream = self._h2.streams.get(stream.stream_id)
-            if h2_stream is not None and not h2_stream.closed:
-                self._h2.reset_stream(stream.stream_id, error_code)
+            self._core.reset_stream(stream.stream_id, error_code)
             if unread_flow:
-                self._h2.acknowledge_received_data(unread_flow, stream.stream_id)
+                self._core.acknowledge(stream.stream_id, unread_flow)
             self._flush()
         self._release(stream)
 
     def _acknowledge(self, stream_id: int, flow_controlled_length: int) -> None:
         if self._failure is None and flow_controlled_length:
-            self._h2.acknowledge_received_data(flow_controlled_length, stream_id)
-            self._flush()
+            if self._core.acknowledge(stream_id, flow_controlled_length):
+                self._flush()
 
     async def _drain(self) -> None:
         while self._write_paused and self._failure is None:
@@ -881,7 +761,7 @@ class H2Connection(asyncio.Protocol):
 
     def _flush_now(self) -> None:
         self._flush_scheduled = False
-        data = self._h2.data_to_send()
+        data = self._core.data_to_send()
         if data and self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
@@ -890,8 +770,7 @@ class H2Connection(asyncio.Protocol):
             raise self._failure
 
     def _settle(self, stream: H2Stream) -> None:
-        h2_stream = self._h2.streams.get(stream.stream_id)
-        if h2_stream is None or h2_stream.closed:
+        if not self._core.is_open(stream.stream_id):
             self._release(stream)
 
     def _release(self, stream: H2Stream) -> None:
@@ -932,7 +811,7 @@ class H2Connection(asyncio.Protocol):
             if self._goaway is not None:
                 last, code = self._goaway
                 raise StreamRefused(
-                    f"{self.target} sent GOAWAY ({_error_code_name(code)}, last stream "
+                    f"{self.target} sent GOAWAY ({error_code_name(code)}, last stream "
                     f"{last}); open the stream on a new connection"
                 )
             if self._failure is not None:
