@@ -176,6 +176,10 @@ def make_engine(name: str, base: Path, keep: bool = False) -> Any:
 #: production deployment would run hypercorn (``hypercorn -k uvloop``). ``BENCH_SERVICE_LOOP=
 #: asyncio`` measures hypercorn's default loop instead.
 SERVICE_LOOP = os.environ.get("BENCH_SERVICE_LOOP", "uvloop")
+#: What serves the perdure SDK's deployment: its own server (``perdure.serve``, how a perdure
+#: service is meant to run), or hypercorn with ``BENCH_PERDURE_SDK_SERVER=hypercorn``. The
+#: official SDK's deployment always runs on hypercorn, as Restate's documentation has it.
+PERDURE_SDK_SERVER = os.environ.get("BENCH_PERDURE_SDK_SERVER", "perdure")
 
 
 def start_service(deployment: str, base: Path) -> Any:
@@ -187,4 +191,5 @@ def start_service(deployment: str, base: Path) -> Any:
         log_dir=base / "logs",
         name=f"bench-svc-{deployment}",
         loop=SERVICE_LOOP,
+        server=PERDURE_SDK_SERVER if deployment == "perdure" else "hypercorn",
     ).start()

@@ -12,7 +12,8 @@ server alike.
     async def greet(ctx: perdure.Context, name: str) -> str:
         return await ctx.run_typed("greeting", lambda: f"Hello {name}!")
 
-    app = perdure.app([greeter])   # serve with: hypercorn module:app
+    app = perdure.app([greeter])
+    perdure.serve(app, port=9080)  # or any ASGI server: hypercorn module:app
 """
 
 from typing import TYPE_CHECKING
@@ -34,6 +35,7 @@ _LAZY = {
     "perdure.sdk.logging": ("RestateLoggingFilter", "getLogger"),
     "perdure.sdk.retry_policy": ("InvocationRetryPolicy",),
     "perdure.sdk.serde": ("BytesSerde", "DefaultSerde", "JsonSerde", "Serde"),
+    "perdure.sdk.server": ("serve",),
     "perdure.sdk.service": ("Service", "VirtualObject", "Workflow"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
@@ -95,6 +97,7 @@ if TYPE_CHECKING:
     from perdure.sdk.logging import RestateLoggingFilter, getLogger
     from perdure.sdk.retry_policy import InvocationRetryPolicy
     from perdure.sdk.serde import BytesSerde, DefaultSerde, JsonSerde, Serde
+    from perdure.sdk.server import serve
     from perdure.sdk.service import Service, VirtualObject, Workflow
 
 __all__ = [
@@ -135,5 +138,6 @@ __all__ = [
     "getLogger",
     "is_internal_exception",
     "select",
+    "serve",
     "wait_completed",
 ]

@@ -7,7 +7,11 @@ Hosts:
 - ``granian-http11``: granian with ``--http 1``, request/response mode;
 - ``granian-h2c``: granian with ``--http 2`` (HTTP/2 with prior knowledge), streaming mode;
 - ``fastapi-mount``: a FastAPI application under uvicorn with the perdure app mounted at
-  ``/restate`` (ASGI ``root_path``), registered as ``http://host:port/restate``.
+  ``/restate`` (ASGI ``root_path``), registered as ``http://host:port/restate``;
+- ``perdure-h2c`` / ``perdure-http11``: the SDK's own server (``python -m perdure.sdk.server``)
+  registered for streaming over HTTP/2 and for request/response over HTTP/1.1;
+- ``perdure-fastapi-mount``: the FastAPI application with the mount, on the SDK's own server
+  over HTTP/2 (any ASGI app runs on it).
 
 Over HTTP/1.1 every sleep suspends the invocation and the server invokes it again once the
 timer fired, so ``nap`` and ``add`` exercise request/response re-invocation.
@@ -62,6 +66,8 @@ class Host:
                 f"{MODULE}:app",
             ]
         target = f"{MODULE}:{self.app}"
+        if self.name.startswith("perdure"):
+            return [py, "-m", "perdure.sdk.server", "--fd", str(fd), "--graceful-timeout", "1", target]
         return [
             py, "-m", "uvicorn", "--fd", str(fd), "--http", "h11", "--lifespan", "on",
             "--timeout-graceful-shutdown", "1", "--no-access-log", target,
@@ -73,6 +79,9 @@ HOSTS = [
     Host("granian-http11", http2=False),
     Host("granian-h2c", http2=True),
     Host("fastapi-mount", http2=False, prefix="/restate", app="fastapi_app"),
+    Host("perdure-h2c", http2=True),
+    Host("perdure-http11", http2=False),
+    Host("perdure-fastapi-mount", http2=True, prefix="/restate", app="fastapi_app"),
 ]
 SIGNED_MOUNT = Host("fastapi-mount-signed", http2=False, prefix="/restate", app="signed_fastapi_app")
 

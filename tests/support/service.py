@@ -49,6 +49,8 @@ class ServiceProcess(ProcessLifecycle):
         startup_timeout: seconds to wait for ``GET /discover`` to answer.
         name: label for logs and messages.
         loop: ``"asyncio"`` (default) or ``"uvloop"``: the event loop hypercorn runs on.
+        server: ``"hypercorn"`` (default) or ``"perdure"``: the SDK's own server
+            (``python -m perdure.sdk.server``) instead of hypercorn.
 
     ``start()`` returns ``self``; ``url`` is ``http://127.0.0.1:<port>``;
     ``stop()`` (SIGINT, see there), ``kill()`` (SIGKILL),
@@ -69,9 +71,15 @@ class ServiceProcess(ProcessLifecycle):
         name: str | None = None,
         host: str = LOOPBACK,
         loop: str = "asyncio",
+        server: str = "hypercorn",
     ) -> None:
+        # The whole suite can be run with every service on the SDK's own server.
+        server = os.environ.get("PERDURE_TEST_SERVICE_SERVER", server)
+        if server not in ("hypercorn", "perdure"):
+            raise ValueError(f"server must be 'hypercorn' or 'perdure', not {server!r}")
         self.module_attr = module_attr
         self.loop = loop
+        self.server = server
         self.http2 = http2
         self.env = {k: str(v) for k, v in (env or {}).items()}
         self.port = port
@@ -107,7 +115,7 @@ class ServiceProcess(ProcessLifecycle):
             argv = [
                 self.python,
                 "-m",
-                "tests.support.asgi_runner",
+                "tests.support.asgi_runner" if self.server == "hypercorn" else "perdure.sdk.server",
                 "--fd",
                 str(fd),
                 "--graceful-timeout",

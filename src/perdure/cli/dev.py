@@ -1,6 +1,7 @@
 """`perdure dev SERVICE_FILE.py`: a local development loop. It runs a perdure server (data in a
-temporary directory unless given), serves the file's ASGI app with hypercorn, registers it,
-and on every change of the file restarts the service and registers it again.
+temporary directory unless given), serves the file's ASGI app with the SDK's own server
+(`perdure.sdk.server`: HTTP/2 and HTTP/1.1, on uvloop where installed), registers it, and on
+every change of the file restarts the service and registers it again.
 
 The watcher polls modification times (no extra dependency). Every process it starts is its
 own child, stopped by pid when the loop ends (Ctrl-C or SIGTERM).
@@ -26,16 +27,6 @@ from perdure.cli.admin_client import AdminClient, AdminError, ServerUnreachable
 POLL_INTERVAL_S = 0.5
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0
-
-
-def _worker_class() -> list[str]:
-    """hypercorn on uvloop where uvloop is installed (a server dependency on Linux and macOS):
-    a deployment's per-step cost is mostly event-loop and HTTP/2 work."""
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return []
-    return ["--worker-class", "uvloop"]
 
 
 def _host_port(bind: str) -> tuple[str, int]:
@@ -105,16 +96,17 @@ class _DevLoop:
 
     def start_service(self) -> None:
         log = self.logs / "service.log"
+        host, port = _host_port(self.service_bind)
         module = f"{self.service_file.stem}:{self.app_attr}"
         out = open(log, "ab")  # noqa: SIM115 - the child owns it; closed when we close ours below
         try:
             self.service = subprocess.Popen(
-                [sys.executable, "-m", "hypercorn", "--bind", self.service_bind, "--graceful-timeout", "1",
-                 *_worker_class(), module], cwd=self.service_file.parent, stdout=out, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "perdure.sdk.server", "--host", host, "--port", str(port),
+                 "--graceful-timeout", "1", module], cwd=self.service_file.parent, stdout=out,
+                stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
         finally:
             out.close()
-        host, port = _host_port(self.service_bind)
         _wait_for(f"the service {module}", lambda: _port_open(host, port), self.service, log)
 
     def register(self) -> None:
