@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import select
 import signal
 import socket
 from pathlib import Path
@@ -92,6 +93,39 @@ def test_http11_requests_share_a_kept_alive_connection(served: Served):
     finally:
         conn.close()
     assert answers == [(200, b"ping" * 1000)] * 3
+
+
+def test_an_http11_body_the_app_does_not_read_stops_being_read_from_the_socket(served: Served):
+    """While the app holds off reading, the server reads ~1 MiB ahead and then lets TCP push
+    back: the client cannot hand over a 64 MiB body. Released, the app gets every byte."""
+    size = 64 * 1024 * 1024
+    conn = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+    try:
+        conn.sendall(b"POST /hold HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size)
+        conn.setblocking(False)
+        sent, block = 0, b"y" * (256 * 1024)
+        while sent < size:
+            try:
+                sent += conn.send(block[: size - sent])
+            except BlockingIOError:
+                # Full buffers: a server still reading frees room at once; one that stopped
+                # reading leaves the socket unwritable.
+                if not select.select([], [conn], [], 1.0)[1]:
+                    break
+        assert sent < size // 2, f"the whole body went out ({sent} bytes): nothing pushed back"
+        assert served.get("/release") == (200, b"released")
+        conn.setblocking(True)
+        while sent < size:
+            sent += conn.send(block[: size - sent])
+        received = b""
+        while not received.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the answer
+            chunk = conn.recv(65536)
+            assert chunk, received
+            received += chunk
+    finally:
+        conn.close()
+    assert received.startswith(b"HTTP/1.1 200")
+    assert b"\r\n%d\r\n" % size in received  # every byte reached the app
 
 
 def test_http2_streams_run_concurrently_with_bodies_larger_than_the_windows(served: Served):

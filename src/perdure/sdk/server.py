@@ -32,6 +32,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
@@ -97,6 +98,12 @@ MAX_HEADER_LIST = 64 * 1024
 _ACK_EVERY = 256 * 1024
 # Largest HTTP/1.1 request head.
 _MAX_H1_HEAD = 64 * 1024
+# HTTP/1.1 request body bytes held for an app that reads slower than they arrive: the socket
+# is not read beyond this (HTTP/2 bounds the same with its flow-control windows).
+_H1_BUFFER = 1 * MiB
+# After SIGINT/SIGTERM: this long past the graceful timeout, the process ends whatever an app
+# still does (a task that ignores cancellation would otherwise hold it forever).
+_STOP_GRACE = 10.0
 
 _FRAME_HEAD = struct.Struct(">BHBBL")
 _SETTING = struct.Struct(">HL")
@@ -670,6 +677,8 @@ class _H1Connection:
         self.local = local
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_H1_HEAD)
         self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0  # bytes in chunks; reading pauses above _H1_BUFFER
+        self.reading_paused = False
         self.ended = False
         self.final_given = False
         self.gone = False
@@ -712,6 +721,10 @@ class _H1Connection:
                 self._start(event)
             elif isinstance(event, h11.Data):
                 self.chunks.append(bytes(event.data))
+                self.buffered += len(event.data)
+                if self.buffered > _H1_BUFFER and not self.reading_paused:
+                    self.reading_paused = True  # the app reads slower than the peer sends
+                    self.transport.pause_reading()
                 self.wake()
             elif isinstance(event, h11.EndOfMessage):
                 self.ended = True
@@ -752,6 +765,7 @@ class _H1Connection:
             "extensions": {},
         }
         self.chunks.clear()
+        self.buffered = 0
         self.ended = False
         self.final_given = False
         self.response_done = False
@@ -761,6 +775,10 @@ class _H1Connection:
         while True:
             if self.chunks:
                 body = self.chunks.popleft()
+                self.buffered -= len(body)
+                if self.reading_paused and self.buffered <= _H1_BUFFER // 2 and not self.closed:
+                    self.reading_paused = False
+                    self.transport.resume_reading()
                 more = bool(self.chunks) or not self.ended
                 if not more:
                     self.final_given = True
@@ -1049,6 +1067,9 @@ async def serve_async(app: App, *, host: str | None = "0.0.0.0", port: int = 908
         signals += 1
         if signals > 1:
             os._exit(1)  # a second signal: stop now
+        watchdog = threading.Timer(graceful_timeout + _STOP_GRACE, os._exit, (1,))
+        watchdog.daemon = True
+        watchdog.start()
         if not stop.done():
             stop.set_result(None)
 

@@ -9,7 +9,9 @@
 - ``GET /fail``: raises before answering; ``GET /fail-late`` raises after the first chunk;
 - ``GET /slow``: writes ``started`` to the marker file, waits half a second, answers ``done``;
 - ``POST /wait-disconnect``: answers its head, then waits for ``http.disconnect`` and writes
-  ``disconnected`` to the marker file.
+  ``disconnected`` to the marker file;
+- ``POST /hold``: reads one chunk, then reads nothing more until ``GET /release`` comes, then
+  counts the rest of the body and answers the total.
 
 Lifespan events are appended to the file named by ``PERDURE_TEST_LIFESPAN_FILE``; the marker
 file is ``PERDURE_TEST_MARKER_FILE``.
@@ -34,7 +36,11 @@ async def _answer(send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+_released: asyncio.Event | None = None
+
+
 async def app(scope, receive, send) -> None:
+    global _released
     if scope["type"] == "lifespan":
         while True:
             event = await receive()
@@ -77,5 +83,18 @@ async def app(scope, receive, send) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         _note("PERDURE_TEST_MARKER_FILE", "disconnected")
+    elif path == "/hold":
+        _released = asyncio.Event()
+        event = await receive()
+        total = len(event.get("body", b""))
+        await _released.wait()
+        while event.get("more_body"):
+            event = await receive()
+            total += len(event.get("body", b""))
+        await _answer(send, 200, str(total).encode())
+    elif path == "/release":
+        if _released is not None:
+            _released.set()
+        await _answer(send, 200, b"released")
     else:
         await _answer(send, 404, b"not found")
