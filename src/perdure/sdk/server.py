@@ -37,11 +37,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
-import hpack
-import hpack.exceptions
-
 from perdure.server.invoker.h2_core import (
-    COMPRESSION_ERROR,
     CONTINUATION,
     DATA,
     DEFAULT_MAX_FRAME_SIZE,
@@ -76,6 +72,7 @@ from perdure.server.invoker.h2_core import (
     STREAM_CLOSED,
     WINDOW_UPDATE,
     H2ConnectionError,
+    HeaderBlockDecoder,
     LiteralEncoder,
     frame,
 )
@@ -212,8 +209,7 @@ class _H2Connection:
         self.flush_scheduled = False
         self.inbuf = b""
         self.preface_seen = False
-        self.decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_LIST)
-        self.decoded_blocks: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        self.decoder = HeaderBlockDecoder(MAX_HEADER_LIST)
         self.encoder = LiteralEncoder()
         self.peer_initial_window = DEFAULT_WINDOW
         self.peer_max_frame = DEFAULT_MAX_FRAME_SIZE
@@ -486,21 +482,7 @@ class _H2Connection:
             self._header_block(sid, continuing[1], b"".join(continuing[2]))
 
     def _header_block(self, sid: int, flags: int, block: bytes) -> None:
-        headers = self.decoded_blocks.get(block)
-        if headers is None:
-            try:
-                headers = self.decoder.decode(block, raw=True)
-            except hpack.exceptions.OversizedHeaderListError:
-                raise H2ConnectionError("request header list too large") from None
-            except (hpack.exceptions.HPACKError, IndexError, ValueError) as error:
-                raise H2ConnectionError(f"undecodable header block: {error}",
-                                        COMPRESSION_ERROR) from None
-            if block.translate(None, _INDEXED_FIELD_BYTES):
-                self.decoded_blocks.clear()
-            else:
-                if len(self.decoded_blocks) >= 256:
-                    self.decoded_blocks.clear()
-                self.decoded_blocks[block] = headers
+        headers = self.decoder.decode(block)
         end_stream = bool(flags & FLAG_END_STREAM)
         stream = self.streams.get(sid)
         if stream is not None:  # trailers
@@ -654,9 +636,6 @@ class _H2Connection:
         self.out += frame(SETTINGS, FLAG_ACK, 0)
         self.settings_seen = True
         self.flush()
-
-
-_INDEXED_FIELD_BYTES = bytes(range(0x81, 0xFF))
 
 
 # --------------------------------------------------------------------------- HTTP/1.1

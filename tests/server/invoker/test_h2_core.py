@@ -513,7 +513,7 @@ def test_indexed_blocks_are_decoded_with_the_current_table():
         blocks.append(parse_frames(data)[0].data)
         assert pair.to_core(data) == [("head", stream_id, head_bytes), ("end", stream_id)]
     assert blocks[1] == blocks[2] != blocks[0]
-    assert blocks[1] in pair.core._decoded_blocks  # the cache was exercised
+    assert blocks[1] in pair.core._decoder._known  # the cache was exercised
 
     # Hand-built from the server's encoder: entry A, then a block of indexes that means A.
     encoder = pair.server.encoder
@@ -544,6 +544,25 @@ def test_indexed_blocks_are_decoded_with_the_current_table():
     assert results == [expected_a, expected_a, expected_b, expected_b]
 
 
+def test_literal_blocks_that_leave_the_table_alone_are_remembered_until_it_changes():
+    """A literal without indexing may take its name from the dynamic table: remembered while
+    the table stays, decoded afresh once another block changed it."""
+    pair = Pair().handshake()
+    opened = [pair.request(b"") for _ in range(4)]
+    ends = h2_core.FLAG_END_HEADERS | h2_core.FLAG_END_STREAM
+    insert_a = b"\x88\x40\x03x-n\x01A"  # :status 200, then x-n: A added to the table
+    literal = b"\x88\x0f\x2f\x01v"  # :status 200, then "v" under the name at index 62
+    insert_b = b"\x88\x40\x03x-m\x01B"  # x-m: B added: index 62 is now x-m
+    heads = []
+    for stream_id, block in zip(opened, [insert_a, literal, insert_b, literal], strict=True):
+        events = pair.to_core(frame(h2_core.HEADERS, ends, stream_id, block))
+        heads.append(events[0][2])
+        if block == literal:
+            assert literal in pair.core._decoder._known
+    assert heads[1] == [(b":status", b"200"), (b"x-n", b"v")]
+    assert heads[3] == [(b":status", b"200"), (b"x-m", b"v")]
+
+
 def test_a_block_of_only_a_size_update_invalidates_the_cache():
     """A dynamic table size update changes the table without adding an entry: an indexed
     block decoded before it must not be served from the cache after it."""
@@ -556,7 +575,7 @@ def test_a_block_of_only_a_size_update_invalidates_the_cache():
     ends = h2_core.FLAG_END_HEADERS | h2_core.FLAG_END_STREAM
     pair.to_core(frame(h2_core.HEADERS, ends, opened[0], inserting))
     pair.to_core(frame(h2_core.HEADERS, ends, opened[1], indexed))
-    assert indexed in pair.core._decoded_blocks
+    assert indexed in pair.core._decoder._known
     # Size 0 then 4096: the entry is evicted. The block has no :status: a stream error only.
     assert pair.to_core(frame(h2_core.HEADERS, ends, opened[2], b"\x20\x3f\xe1\x1f")) == [
         ("reset", opened[2], PROTOCOL_ERROR, False)

@@ -38,6 +38,7 @@ __all__ = [
     "ClientCore",
     "CoreEvents",
     "H2ConnectionError",
+    "HeaderBlockDecoder",
     "LiteralEncoder",
     "StreamIdsExhausted",
     "error_code_name",
@@ -107,9 +108,6 @@ _FRAME_HEAD = struct.Struct(">BHBBL")
 _SETTING = struct.Struct(">HL")
 _U32 = struct.Struct(">L")
 _GOAWAY_HEAD = struct.Struct(">LL")
-# The bytes of one-byte "indexed header field" representations (RFC 7541 §6.1): a block made
-# of these only reads the decoding table and never changes it.
-_INDEXED_FIELD_BYTES = bytes(range(0x81, 0xFF))
 _BLOCKS_REMEMBERED = 256
 
 
@@ -227,6 +225,53 @@ class LiteralEncoder:
                          _hpack_int(len(value), 7, 0), value))
 
 
+class HeaderBlockDecoder:
+    """HPACK decoding (``hpack``) that remembers blocks which left the decoding table as it
+    was: a peer answers every request with the same head, and after the first one that head
+    is a block that only reads the table (indexed fields, literals without indexing). Such a
+    block decodes the same until a block changes the table, which forgets them all.
+
+    Raises `H2ConnectionError` (COMPRESSION_ERROR, or PROTOCOL_ERROR for a header list over
+    the limit) for a block that cannot be decoded."""
+
+    __slots__ = ("decoder", "_table", "_known")
+
+    def __init__(self, max_header_list_size: int) -> None:
+        self.decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
+        self._table = self.decoder.header_table
+        self._known: dict[bytes, list[tuple[bytes, bytes]]] = {}
+
+    @property
+    def max_header_list_size(self) -> int:
+        return self.decoder.max_header_list_size
+
+    def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
+        known = self._known
+        headers = known.get(block)
+        if headers is not None:
+            return headers
+        table = self._table
+        entries = table.dynamic_entries
+        # Every insertion puts a new tuple first; evictions come only with an insertion or
+        # a size change. So the table is unchanged iff these three are.
+        before = (len(entries), entries[0] if entries else None, table.maxsize)
+        try:
+            headers = self.decoder.decode(block, raw=True)
+        except hpack.exceptions.OversizedHeaderListError as error:
+            raise H2ConnectionError(f"header list too large: {error}", PROTOCOL_ERROR) from None
+        except (hpack.exceptions.HPACKError, IndexError, ValueError) as error:
+            raise H2ConnectionError(f"undecodable header block: {error}",
+                                    COMPRESSION_ERROR) from None
+        if (len(entries) != before[0] or (entries[0] if entries else None) is not before[1]
+                or table.maxsize != before[2]):
+            known.clear()
+        else:
+            if len(known) >= _BLOCKS_REMEMBERED:
+                known.clear()
+            known[block] = headers
+        return headers
+
+
 class _Stream:
     __slots__ = ("send_window", "recv_window", "unacked", "local_ended", "remote_ended",
                  "head_seen")
@@ -264,10 +309,7 @@ class ClientCore:
         self._streams: dict[int, _Stream] = {}
         self._next_stream_id = 1
         self.encoder = LiteralEncoder()
-        self._decoder = hpack.Decoder(max_header_list_size=max_header_list_size)
-        # Decoded blocks that only index the table, valid until a block changes the table.
-        # A deployment answers every request with the same head, mostly as such a block.
-        self._decoded_blocks: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        self._decoder = HeaderBlockDecoder(max_header_list_size)
         # Ours: what we announce and enforce.
         self._stream_window = stream_window
         self._connection_window = max(connection_window, DEFAULT_WINDOW)
@@ -551,23 +593,7 @@ class ClientCore:
 
     def _header_block(self, stream_id: int, end_stream: bool, block: bytes) -> None:
         # Decoded even for a stream we forgot: the HPACK table is shared by the connection.
-        decoded = self._decoded_blocks
-        headers = decoded.get(block)
-        if headers is None:
-            try:
-                headers = self._decoder.decode(block, raw=True)
-            except hpack.exceptions.OversizedHeaderListError as error:
-                raise H2ConnectionError(f"response header list too large: {error}",
-                                        PROTOCOL_ERROR) from None
-            except (hpack.exceptions.HPACKError, IndexError, ValueError) as error:
-                raise H2ConnectionError(f"undecodable header block: {error}",
-                                        COMPRESSION_ERROR) from None
-            if block.translate(None, _INDEXED_FIELD_BYTES):  # it may have changed the table
-                decoded.clear()
-            else:
-                if len(decoded) >= _BLOCKS_REMEMBERED:
-                    decoded.clear()
-                decoded[block] = headers
+        headers = self._decoder.decode(block)
         stream = self._streams.get(stream_id)
         if stream is None:
             self._check_known(stream_id, "HEADERS")
