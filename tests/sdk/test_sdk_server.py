@@ -95,6 +95,28 @@ def test_http11_requests_share_a_kept_alive_connection(served: Served):
     assert answers == [(200, b"ping" * 1000)] * 3
 
 
+def test_a_client_that_expects_100_continue_is_told_to_send_its_body(served: Served):
+    conn = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+    try:
+        conn.sendall(b"POST /length HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     b"Expect: 100-continue\r\n\r\n")
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = conn.recv(1)
+            assert chunk, interim
+            interim += chunk
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        conn.sendall(b"hello")
+        received = b""
+        while not received.endswith(b"\r\n0\r\n\r\n"):
+            chunk = conn.recv(65536)
+            assert chunk, received
+            received += chunk
+    finally:
+        conn.close()
+    assert received.startswith(b"HTTP/1.1 200") and b"\r\n5\r\n" in received
+
+
 def test_an_http11_body_the_app_does_not_read_stops_being_read_from_the_socket(served: Served):
     """While the app holds off reading, the server reads ~1 MiB ahead and then lets TCP push
     back: the client cannot hand over a 64 MiB body. Released, the app gets every byte."""

@@ -751,6 +751,10 @@ class _H1Connection:
         self.task = self.loop.create_task(self.server.run_app(scope, self._receive, self._send, self))
 
     async def _receive(self) -> dict[str, Any]:
+        if self.conn.they_are_waiting_for_100_continue and not self.closed:
+            # The app asks for the body: tell a client that waits for leave to send it.
+            self.transport.write(self.conn.send(self.h11.InformationalResponse(
+                status_code=100, headers=[])))
         while True:
             if self.chunks:
                 body = self.chunks.popleft()

@@ -10,6 +10,7 @@
 - ``GET /slow``: writes ``started`` to the marker file, waits half a second, answers ``done``;
 - ``POST /wait-disconnect``: answers its head, then waits for ``http.disconnect`` and writes
   ``disconnected`` to the marker file;
+- ``POST /length``: reads the whole body, then answers its length;
 - ``POST /hold``: reads one chunk, then reads nothing more until ``GET /release`` comes, then
   counts the rest of the body and answers the total.
 
@@ -83,6 +84,13 @@ async def app(scope, receive, send) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         _note("PERDURE_TEST_MARKER_FILE", "disconnected")
+    elif path == "/length":
+        total, more = 0, True
+        while more:
+            event = await receive()
+            total += len(event.get("body", b""))
+            more = event.get("more_body", False)
+        await _answer(send, 200, str(total).encode())
     elif path == "/hold":
         _released = asyncio.Event()
         event = await receive()
