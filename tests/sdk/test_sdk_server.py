@@ -95,6 +95,24 @@ def test_http11_requests_share_a_kept_alive_connection(served: Served):
     assert answers == [(200, b"ping" * 1000)] * 3
 
 
+def test_an_answer_to_head_has_no_body_and_the_connection_goes_on(served: Served):
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+    try:
+        conn.request("HEAD", "/hello")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"")
+        conn.request("GET", "/hello")
+        assert conn.getresponse().read() == b"hello"
+    finally:
+        conn.close()
+
+    async def over_h2(client: H2Client):
+        stream = await client.request("HEAD", "/hello", end=True)
+        return await stream.response_headers(), await stream.read_all()
+
+    assert served.h2(over_h2) == (200, b"")
+
+
 def test_a_client_that_expects_100_continue_is_told_to_send_its_body(served: Served):
     conn = socket.create_connection(("127.0.0.1", served.port), timeout=10)
     try:

@@ -118,7 +118,7 @@ class _Disconnected(Exception):
 class _Stream:
     __slots__ = (
         "conn", "stream_id", "chunks", "ended", "final_given", "gone", "reader", "send_window",
-        "writer", "started", "finished", "unacked", "task",
+        "writer", "started", "finished", "unacked", "task", "head_only",
     )
 
     def __init__(self, conn: _H2Connection, stream_id: int, send_window: int) -> None:
@@ -135,6 +135,7 @@ class _Stream:
         self.finished = False  # we ended the response
         self.unacked = 0
         self.task: asyncio.Task | None = None
+        self.head_only = False  # an answer to HEAD: its body is dropped
 
     def wake(self) -> None:
         reader = self.reader
@@ -183,7 +184,7 @@ class _Stream:
                 raise RuntimeError("http.response.body before http.response.start")
             if self.finished:
                 raise RuntimeError("http.response.body after the response ended")
-            body = message.get("body", b"")
+            body = b"" if self.head_only else message.get("body", b"")
             end = not message.get("more_body", False)
             if body:
                 await self.conn.send_body(self, memoryview(body).cast("B"), end)
@@ -512,6 +513,7 @@ class _H2Connection:
             self.flush()
             return
         stream.ended = end_stream
+        stream.head_only = scope["method"] == "HEAD"
         self.streams[sid] = stream
         stream.task = self.loop.create_task(self.server.run_app(scope, stream.receive, stream.send, stream))
 
@@ -655,6 +657,7 @@ class _H1Connection:
         self.client = client
         self.local = local
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_H1_HEAD)
+        self.head_only = False
         self.chunks: collections.deque[bytes] = collections.deque()
         self.buffered = 0  # bytes in chunks; reading pauses above _H1_BUFFER
         self.reading_paused = False
@@ -743,6 +746,7 @@ class _H1Connection:
             "server": self.local,
             "extensions": {},
         }
+        self.head_only = request.method == b"HEAD"
         self.chunks.clear()
         self.buffered = 0
         self.ended = False
@@ -788,7 +792,7 @@ class _H1Connection:
                 status_code=int(message["status"]), headers=headers)))
         elif kind == "http.response.body":
             body = message.get("body", b"")
-            if body:
+            if body and not self.head_only:  # an answer to HEAD has no body (RFC 9110)
                 self.transport.write(self.conn.send(h11.Data(data=body)))
             if not message.get("more_body", False):
                 self.transport.write(self.conn.send(h11.EndOfMessage()))
