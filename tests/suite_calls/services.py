@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from tests.support.suite_services import awakeable_holder
+
 SUFFIX = {"official": "Official", "perdure": "Perdure"}
 
 
@@ -104,22 +106,7 @@ def build(sdk: Any, suffix: str, *, lazy_state: bool = False) -> Any:
         return executed
 
     # ------------------------------------------------------------- AwakeableHolder
-    holder = sdk.VirtualObject(f"AwakeableHolder{suffix}", **object_options)
-
-    @holder.handler()
-    async def hold(ctx: Any, awakeable_id: str) -> None:
-        ctx.set("id", awakeable_id)
-
-    @holder.handler(name="hasAwakeable")
-    async def holder_has_awakeable(ctx: Any) -> bool:
-        return await ctx.get("id") is not None
-
-    @holder.handler()
-    async def unlock(ctx: Any, payload: str) -> None:
-        awakeable_id = await ctx.get("id")
-        if awakeable_id is None:
-            raise TerminalError("No awakeable is registered")
-        ctx.resolve_awakeable(awakeable_id, payload)
+    holder, hold = awakeable_holder(sdk, suffix, **object_options)
 
     # ------------------------------------------------------------------------ Proxy
     proxy = sdk.Service(f"Proxy{suffix}")

@@ -35,6 +35,8 @@ from collections import Counter as Tally
 from datetime import timedelta
 from typing import Any
 
+from tests.support.suite_services import awakeable_holder
+
 #: Per-process attempt counts of the NonDeterministic handlers, by object key.
 _attempts: Tally[str] = Tally()
 
@@ -65,22 +67,7 @@ def build(sdk: Any, suffix: str) -> dict[str, Any]:
     async def reset(ctx: Any) -> None:
         ctx.clear("counter")
 
-    holder = sdk.VirtualObject(f"AwakeableHolder{suffix}")
-
-    @holder.handler()
-    async def hold(ctx: Any, awakeable_id: str) -> None:
-        ctx.set("id", awakeable_id)
-
-    @holder.handler(name="hasAwakeable")
-    async def has_awakeable(ctx: Any) -> bool:
-        return await ctx.get("id") is not None
-
-    @holder.handler()
-    async def unlock(ctx: Any, payload: str) -> None:
-        awakeable_id = await ctx.get("id")
-        if awakeable_id is None:
-            raise terminal("No awakeable is registered")
-        ctx.resolve_awakeable(awakeable_id, payload)
+    holder, hold = awakeable_holder(sdk, suffix)
 
     runner = sdk.VirtualObject(f"CancelTestRunner{suffix}")
     blocking = sdk.VirtualObject(f"CancelTestBlockingService{suffix}")

@@ -30,7 +30,6 @@ import logging
 import os
 import signal
 import socket
-import struct
 import sys
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -38,43 +37,34 @@ from typing import Any
 from urllib.parse import unquote
 
 from perdure.server.invoker.h2_core import (
-    CONTINUATION,
     DATA,
-    DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_WINDOW,
-    FLAG_ACK,
-    FLAG_END_HEADERS,
     FLAG_END_STREAM,
     FLAG_PADDED,
-    FLAG_PRIORITY,
     FLOW_CONTROL_ERROR,
-    FRAME_SIZE_ERROR,
+    FRAME_HEAD,
     GOAWAY,
-    HEADERS,
+    GOAWAY_HEAD,
     INTERNAL_ERROR,
-    MAX_FRAME_SIZE_LIMIT,
-    MAX_STREAM_ID,
     MAX_WINDOW,
     NO_ERROR,
-    PING,
     PREFACE,
-    PRIORITY,
     PROTOCOL_ERROR,
-    PUSH_PROMISE,
     REFUSED_STREAM,
     RST_STREAM,
+    SETTING,
     SETTINGS,
-    SETTINGS_HEADER_TABLE_SIZE,
     SETTINGS_INITIAL_WINDOW_SIZE,
     SETTINGS_MAX_CONCURRENT_STREAMS,
     SETTINGS_MAX_FRAME_SIZE,
     SETTINGS_MAX_HEADER_LIST_SIZE,
     STREAM_CLOSED,
+    U32,
     WINDOW_UPDATE,
+    FramedConnection,
     H2ConnectionError,
-    HeaderBlockDecoder,
-    LiteralEncoder,
     frame,
+    strip_padding,
 )
 
 __all__ = ["Server", "serve", "serve_async"]
@@ -102,59 +92,40 @@ _H1_BUFFER = 1 * MiB
 # still does (a task that ignores cancellation would otherwise hold it forever).
 _STOP_GRACE = 10.0
 
-_FRAME_HEAD = struct.Struct(">BHBBL")
-_SETTING = struct.Struct(">HL")
-_U32 = struct.Struct(">L")
-_GOAWAY_HEAD = struct.Struct(">LL")
 
 
-class _Disconnected(Exception):
-    """The peer went away or reset the stream; the app's sends are dropped."""
+class _RequestBody:
+    """The request body of one exchange as ASGI ``receive`` events, shared by HTTP/2 streams
+    and HTTP/1.1 requests: chunks as they arrive, the last one marked, then
+    ``http.disconnect`` once the response is done or the peer went away."""
 
+    __slots__ = ()
 
-# --------------------------------------------------------------------------- HTTP/2
-
-
-class _Stream:
-    __slots__ = (
-        "conn", "stream_id", "chunks", "ended", "final_given", "gone", "reader", "send_window",
-        "writer", "started", "finished", "unacked", "task", "head_only",
-    )
-
-    def __init__(self, conn: _H2Connection, stream_id: int, send_window: int) -> None:
-        self.conn = conn
-        self.stream_id = stream_id
+    def _reset_body(self) -> None:
         self.chunks: collections.deque[bytes] = collections.deque()
         self.ended = False  # the peer ended the request
         self.final_given = False  # the app was given the request's last body event
         self.gone = False  # reset, or the connection closed
-        self.reader: asyncio.Future[None] | None = None
-        self.writer: asyncio.Future[None] | None = None
-        self.send_window = send_window
-        self.started = False
         self.finished = False  # we ended the response
-        self.unacked = 0
-        self.task: asyncio.Task | None = None
-        self.head_only = False  # an answer to HEAD: its body is dropped
+        self.reader: asyncio.Future[None] | None = None
 
     def wake(self) -> None:
         reader = self.reader
         if reader is not None and not reader.done():
             reader.set_result(None)
 
-    def wake_writer(self) -> None:
-        writer = self.writer
-        if writer is not None and not writer.done():
-            writer.set_result(None)
+    def _consumed(self, length: int) -> None:
+        """The app took ``length`` bytes of body."""
+
+    def fail_response(self) -> None:
+        """The app failed: answer 500 if nothing was answered yet, else make the cut visible."""
+        raise NotImplementedError
 
     async def receive(self) -> dict[str, Any]:
         while True:
             if self.chunks:
                 body = self.chunks.popleft()
-                self.unacked += len(body)
-                if self.unacked >= _ACK_EVERY:
-                    self.conn.credit(self.stream_id, self.unacked, self)
-                    self.unacked = 0
+                self._consumed(len(body))
                 more = bool(self.chunks) or not self.ended
                 if not more:
                     self.final_given = True
@@ -164,11 +135,75 @@ class _Stream:
                 return {"type": "http.request", "body": b"", "more_body": False}
             if self.gone or (self.final_given and self.finished):
                 return {"type": "http.disconnect"}
-            self.reader = self.conn.loop.create_future()
+            self.reader = self.loop.create_future()
             try:
                 await self.reader
             finally:
                 self.reader = None
+
+
+def _http_scope(http_version: str, method: bytes, scheme: bytes, target: bytes,
+                headers: list[tuple[bytes, bytes]], client, local) -> dict[str, Any]:
+    """The ASGI scope of one HTTP request."""
+    raw_path, _, query = target.partition(b"?")
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": http_version,
+        "method": method.decode("ascii", "replace"),
+        "scheme": scheme.decode("ascii", "replace"),
+        "path": unquote(raw_path.decode("latin-1")),
+        "raw_path": raw_path,
+        "query_string": query,
+        "root_path": "",
+        "headers": headers,
+        "client": client,
+        "server": local,
+        "extensions": {},
+    }
+
+
+# --------------------------------------------------------------------------- HTTP/2
+
+
+class _Stream(_RequestBody):
+    __slots__ = (
+        "conn", "loop", "stream_id", "chunks", "ended", "final_given", "gone", "reader",
+        "send_window", "writer", "started", "finished", "unacked", "task", "head_only",
+    )
+
+    def __init__(self, conn: _H2Connection, stream_id: int, send_window: int) -> None:
+        self.conn = conn
+        self.loop = conn.loop
+        self.stream_id = stream_id
+        self._reset_body()
+        self.writer: asyncio.Future[None] | None = None
+        self.send_window = send_window
+        self.started = False
+        self.unacked = 0
+        self.task: asyncio.Task | None = None
+        self.head_only = False  # an answer to HEAD: its body is dropped
+
+    def wake_writer(self) -> None:
+        writer = self.writer
+        if writer is not None and not writer.done():
+            writer.set_result(None)
+
+    def _consumed(self, length: int) -> None:
+        self.unacked += length
+        if self.unacked >= _ACK_EVERY:
+            self.conn.credit(self.stream_id, self.unacked, self)
+            self.unacked = 0
+
+    def fail_response(self) -> None:
+        if self.gone or self.finished:
+            return
+        if not self.started:
+            self.started = True
+            self.conn.send_head(self, 500, [(b"content-length", b"0")])
+            self.conn.end_stream(self)
+        else:
+            self.conn.reset(self, INTERNAL_ERROR)  # the client sees the response was cut
 
     async def send(self, message: MutableMapping[str, Any]) -> None:
         kind = message["type"]
@@ -193,45 +228,40 @@ class _Stream:
         # Other events (trailers, pathsend, ...) are not offered in the scope: ignored.
 
 
-class _H2Connection:
-    """One HTTP/2 connection, server side. Reuses the invoker client's framing constants and
-    rules; the roles differ (the client opens streams, we answer them)."""
+class _H2Connection(FramedConnection):
+    """One HTTP/2 connection, server side: the framing shared with the invoker's client
+    (`FramedConnection`), plus what a server does with streams (the client opens them, we
+    answer them)."""
+
+    _peer_may_enable_push = True
 
     def __init__(self, server: Server, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
                  client: tuple[str, int] | None, local: tuple[str, int] | None) -> None:
+        super().__init__(max_inbound_frame_size=MAX_INBOUND_FRAME,
+                         max_header_list_size=MAX_HEADER_LIST)
         self.server = server
         self.transport = transport
         self.loop = loop
         self.client = client
         self.local = local
-        self.streams: dict[int, _Stream] = {}
+        self._streams: dict[int, _Stream] = {}
         self.last_stream_id = 0
-        self.out = bytearray()
         self.flush_scheduled = False
-        self.inbuf = b""
-        self.preface_seen = False
-        self.decoder = HeaderBlockDecoder(MAX_HEADER_LIST)
-        self.encoder = LiteralEncoder()
-        self.peer_initial_window = DEFAULT_WINDOW
-        self.peer_max_frame = DEFAULT_MAX_FRAME_SIZE
-        self.send_window = DEFAULT_WINDOW  # the connection's
+        self.preface = b""  # the part of the client preface received so far
         self.recv_window = CONNECTION_WINDOW
         self.conn_unacked = 0
-        self.continuing: tuple[int, int, list[bytes]] | None = None
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
         self.window_waiters: set[_Stream] = set()
         self.goaway_sent = False
-        self.closed = False
-        self.settings_seen = False
         settings = b"".join((
-            _SETTING.pack(SETTINGS_MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS),
-            _SETTING.pack(SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW),
-            _SETTING.pack(SETTINGS_MAX_FRAME_SIZE, MAX_INBOUND_FRAME),
-            _SETTING.pack(SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST),
+            SETTING.pack(SETTINGS_MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS),
+            SETTING.pack(SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW),
+            SETTING.pack(SETTINGS_MAX_FRAME_SIZE, MAX_INBOUND_FRAME),
+            SETTING.pack(SETTINGS_MAX_HEADER_LIST_SIZE, MAX_HEADER_LIST),
         ))
-        self.out += frame(SETTINGS, 0, 0, settings)
-        self.out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(CONNECTION_WINDOW - DEFAULT_WINDOW))
+        self._out += frame(SETTINGS, 0, 0, settings)
+        self._out += frame(WINDOW_UPDATE, 0, 0, U32.pack(CONNECTION_WINDOW - DEFAULT_WINDOW))
         self.flush()
 
     # -- output ---------------------------------------------------------------------------
@@ -243,9 +273,9 @@ class _H2Connection:
 
     def flush_now(self) -> None:
         self.flush_scheduled = False
-        if self.out and not self.closed:
-            data = bytes(self.out)
-            self.out.clear()
+        if self._out and not self.closed:
+            data = bytes(self._out)
+            self._out.clear()
             self.transport.write(data)
 
     async def drain(self) -> None:
@@ -261,17 +291,7 @@ class _H2Connection:
             if name in (b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"):
                 continue
             fields.append((name, bytes(value)))
-        block = self.encoder.encode(fields)
-        limit = self.peer_max_frame
-        sid = stream.stream_id
-        if len(block) <= limit:
-            self.out += frame(HEADERS, FLAG_END_HEADERS, sid, block)
-        else:
-            self.out += frame(HEADERS, 0, sid, block[:limit])
-            rest = block[limit:]
-            while rest:
-                piece, rest = rest[:limit], rest[limit:]
-                self.out += frame(CONTINUATION, 0 if rest else FLAG_END_HEADERS, sid, piece)
+        self._queue_header_block(stream.stream_id, 0, self.encoder.encode(fields))
         self.flush()
 
     async def send_body(self, stream: _Stream, view: memoryview, end: bool) -> None:
@@ -280,7 +300,8 @@ class _H2Connection:
         while offset < total:
             if stream.gone:
                 return
-            room = min(stream.send_window, self.send_window, self.peer_max_frame, total - offset)
+            room = min(stream.send_window, self._send_window, self.max_outbound_frame_size,
+                       total - offset)
             if room <= 0:
                 self.flush()  # what is queued must leave, or no WINDOW_UPDATE ever comes
                 stream.writer = self.loop.create_future()
@@ -293,12 +314,12 @@ class _H2Connection:
                 continue
             last = offset + room == total
             flags = FLAG_END_STREAM if end and last else 0
-            self.out += _FRAME_HEAD.pack(room >> 16, room & 0xFFFF, DATA, flags, sid)
-            self.out += view[offset:offset + room]
+            self._out += FRAME_HEAD.pack(room >> 16, room & 0xFFFF, DATA, flags, sid)
+            self._out += view[offset:offset + room]
             stream.send_window -= room
-            self.send_window -= room
+            self._send_window -= room
             offset += room
-            if len(self.out) >= 64 * 1024:
+            if len(self._out) >= 64 * 1024:
                 self.flush_now()
                 await self.drain()
         if end:
@@ -308,7 +329,7 @@ class _H2Connection:
     def end_stream(self, stream: _Stream) -> None:
         if stream.finished or stream.gone:
             return
-        self.out += _FRAME_HEAD.pack(0, 0, DATA, FLAG_END_STREAM, stream.stream_id)
+        self._out += FRAME_HEAD.pack(0, 0, DATA, FLAG_END_STREAM, stream.stream_id)
         self._finish(stream)
         self.flush()
 
@@ -321,29 +342,29 @@ class _H2Connection:
     def reset(self, stream: _Stream, code: int) -> None:
         if not stream.gone:
             stream.gone = True
-            self.out += frame(RST_STREAM, 0, stream.stream_id, _U32.pack(code))
+            self._out += frame(RST_STREAM, 0, stream.stream_id, U32.pack(code))
             self.flush()
             stream.wake()
             stream.wake_writer()
         self._forget(stream)
 
     def _forget(self, stream: _Stream) -> None:
-        if self.streams.pop(stream.stream_id, None) is not None:
+        if self._streams.pop(stream.stream_id, None) is not None:
             leftover = stream.unacked + sum(len(c) for c in stream.chunks)
             if leftover:
                 self.credit(stream.stream_id, leftover, None)
-            if self.goaway_sent and not self.streams:
+            if self.goaway_sent and not self._streams:
                 self.close()
 
     def credit(self, stream_id: int, length: int, stream: _Stream | None) -> None:
         self.conn_unacked += length
         if self.conn_unacked >= CONNECTION_WINDOW // 16:
             self.recv_window += self.conn_unacked
-            self.out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(self.conn_unacked))
+            self._out += frame(WINDOW_UPDATE, 0, 0, U32.pack(self.conn_unacked))
             self.conn_unacked = 0
             self.flush()
         if stream is not None and not stream.ended:
-            self.out += frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(length))
+            self._out += frame(WINDOW_UPDATE, 0, stream_id, U32.pack(length))
             self.flush()
 
     # -- shutting down --------------------------------------------------------------------
@@ -352,9 +373,9 @@ class _H2Connection:
         """Take no new streams; close once the open ones are done."""
         if not self.goaway_sent and not self.closed:
             self.goaway_sent = True
-            self.out += frame(GOAWAY, 0, 0, _GOAWAY_HEAD.pack(self.last_stream_id, NO_ERROR))
+            self._out += frame(GOAWAY, 0, 0, GOAWAY_HEAD.pack(self.last_stream_id, NO_ERROR))
             self.flush_now()
-            if not self.streams:
+            if not self._streams:
                 self.close()
 
     def close(self) -> None:
@@ -365,11 +386,11 @@ class _H2Connection:
 
     def lost(self) -> None:
         self.closed = True
-        for stream in list(self.streams.values()):
+        for stream in list(self._streams.values()):
             stream.gone = True
             stream.wake()
             stream.wake_writer()
-        self.streams.clear()
+        self._streams.clear()
         for waiter in self.drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -377,115 +398,38 @@ class _H2Connection:
 
     def connection_error(self, error: H2ConnectionError) -> None:
         logger.warning("HTTP/2 protocol error from %s: %s", self.client, error)
-        self.out += frame(GOAWAY, 0, 0, _GOAWAY_HEAD.pack(self.last_stream_id, error.code)
-                          + str(error).encode("utf-8", "replace")[:256])
+        self._out += frame(GOAWAY, 0, 0, GOAWAY_HEAD.pack(self.last_stream_id, error.code)
+                           + str(error).encode("utf-8", "replace")[:256])
         self.close()
 
     # -- input ----------------------------------------------------------------------------
 
-    def receive(self, data: bytes) -> None:
-        if self.inbuf:
-            data = self.inbuf + data
-            self.inbuf = b""
-        pos, end = 0, len(data)
+    def feed(self, data: bytes) -> None:
+        """Bytes from the socket."""
         try:
-            if not self.preface_seen:
-                if end < len(PREFACE):
+            if self.preface is not None:  # the client preface comes first
+                data = self.preface + data
+                if len(data) < len(PREFACE):
                     if not PREFACE.startswith(data):
                         raise H2ConnectionError("not the HTTP/2 connection preface")
-                    self.inbuf = data
+                    self.preface = data
                     return
                 if not data.startswith(PREFACE):
                     raise H2ConnectionError("not the HTTP/2 connection preface")
-                pos = len(PREFACE)
-                self.preface_seen = True
-            unpack = _FRAME_HEAD.unpack_from
-            while end - pos >= 9 and not self.closed:
-                high, low, kind, flags, sid = unpack(data, pos)
-                length = (high << 16) | low
-                if not self.settings_seen and (kind != SETTINGS or flags & FLAG_ACK):
-                    raise H2ConnectionError("the client did not start with SETTINGS")
-                if length > MAX_INBOUND_FRAME:
-                    raise H2ConnectionError(f"a frame of {length} bytes is over our limit",
-                                            FRAME_SIZE_ERROR)
-                if end - pos - 9 < length:
-                    break
-                payload = data[pos + 9:pos + 9 + length]
-                pos += 9 + length
-                sid &= MAX_STREAM_ID
-                if self.continuing is not None and kind != CONTINUATION:
-                    raise H2ConnectionError("a header block was interrupted by another frame")
-                if kind == DATA:
-                    self._on_data(sid, flags, payload)
-                elif kind == HEADERS:
-                    self._on_headers(sid, flags, payload)
-                elif kind == WINDOW_UPDATE:
-                    self._on_window_update(sid, payload)
-                elif kind == SETTINGS:
-                    self._on_settings(sid, flags, payload)
-                elif kind == RST_STREAM:
-                    if len(payload) != 4 or not sid:
-                        raise H2ConnectionError("malformed RST_STREAM", FRAME_SIZE_ERROR)
-                    stream = self.streams.get(sid)
-                    if stream is not None:
-                        stream.gone = True
-                        stream.wake()
-                        stream.wake_writer()
-                        self._forget(stream)
-                    elif sid > self.last_stream_id:
-                        raise H2ConnectionError("RST_STREAM on an idle stream")
-                elif kind == PING:
-                    if len(payload) != 8 or sid:
-                        raise H2ConnectionError("malformed PING", FRAME_SIZE_ERROR)
-                    if not flags & FLAG_ACK:
-                        self.out += frame(PING, FLAG_ACK, 0, payload)
-                        self.flush()
-                elif kind == GOAWAY:
-                    self.goaway()
-                elif kind == CONTINUATION:
-                    self._on_continuation(sid, flags, payload)
-                elif kind == PUSH_PROMISE:
-                    raise H2ConnectionError("a client may not send PUSH_PROMISE")
-                elif kind == PRIORITY and length != 5:
-                    raise H2ConnectionError("PRIORITY frame of the wrong size", FRAME_SIZE_ERROR)
-                # PRIORITY and unknown frame types: ignored.
+                self.preface = None
+                data = data[len(PREFACE):]
+            self._read_frames(data)
         except H2ConnectionError as error:
             self.connection_error(error)
             return
-        if pos < end and not self.closed:
-            self.inbuf = data[pos:]
+        if self._out:
+            self.flush()
 
-    def _on_headers(self, sid: int, flags: int, payload: bytes) -> None:
-        if flags & FLAG_PADDED:
-            if not payload or payload[0] >= len(payload):
-                raise H2ConnectionError("HEADERS padding longer than the frame")
-            payload = payload[1:len(payload) - payload[0]]
-        if flags & FLAG_PRIORITY:
-            if len(payload) < 5:
-                raise H2ConnectionError("HEADERS too short", FRAME_SIZE_ERROR)
-            payload = payload[5:]
-        if not sid or sid % 2 == 0:
-            raise H2ConnectionError(f"HEADERS on stream {sid}")
-        if flags & FLAG_END_HEADERS:
-            self._header_block(sid, flags, payload)
-        else:
-            self.continuing = (sid, flags, [payload])
-
-    def _on_continuation(self, sid: int, flags: int, payload: bytes) -> None:
-        continuing = self.continuing
-        if continuing is None or continuing[0] != sid:
-            raise H2ConnectionError("CONTINUATION without a header block in progress")
-        continuing[2].append(payload)
-        if sum(map(len, continuing[2])) > 2 * MAX_HEADER_LIST:
-            raise H2ConnectionError("header block too large")
-        if flags & FLAG_END_HEADERS:
-            self.continuing = None
-            self._header_block(sid, continuing[1], b"".join(continuing[2]))
-
-    def _header_block(self, sid: int, flags: int, block: bytes) -> None:
-        headers = self.decoder.decode(block)
-        end_stream = bool(flags & FLAG_END_STREAM)
-        stream = self.streams.get(sid)
+    def _header_block(self, sid: int, end_stream: bool, block: bytes) -> None:
+        headers = self._decoder.decode(block)  # even for a stream we drop: the table is shared
+        if sid % 2 == 0:
+            raise H2ConnectionError(f"HEADERS on stream {sid}, which a client cannot open")
+        stream = self._streams.get(sid)
         if stream is not None:  # trailers
             if not end_stream:
                 self.reset(stream, PROTOCOL_ERROR)
@@ -498,23 +442,17 @@ class _H2Connection:
         if sid <= self.last_stream_id:
             return  # a stream we already closed
         self.last_stream_id = sid
-        if self.goaway_sent:
-            self.out += frame(RST_STREAM, 0, sid, _U32.pack(REFUSED_STREAM))
-            self.flush()
-            return
-        if len(self.streams) >= MAX_CONCURRENT_STREAMS:
-            self.out += frame(RST_STREAM, 0, sid, _U32.pack(REFUSED_STREAM))
-            self.flush()
+        if self.goaway_sent or len(self._streams) >= MAX_CONCURRENT_STREAMS:
+            self._out += frame(RST_STREAM, 0, sid, U32.pack(REFUSED_STREAM))
             return
         scope = self._scope(headers)
-        stream = _Stream(self, sid, self.peer_initial_window)
         if scope is None:
-            self.out += frame(RST_STREAM, 0, sid, _U32.pack(PROTOCOL_ERROR))
-            self.flush()
+            self._out += frame(RST_STREAM, 0, sid, U32.pack(PROTOCOL_ERROR))
             return
+        stream = _Stream(self, sid, self._peer_initial_window)
         stream.ended = end_stream
         stream.head_only = scope["method"] == "HEAD"
-        self.streams[sid] = stream
+        self._streams[sid] = stream
         stream.task = self.loop.create_task(self.server.run_app(scope, stream.receive, stream.send, stream))
 
     def _scope(self, headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | None:
@@ -537,29 +475,14 @@ class _H2Connection:
             return None
         if authority is not None:
             fields.insert(0, (b"host", authority))
-        raw_path, _, query = path.partition(b"?")
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "2",
-            "method": method.decode("ascii", "replace"),
-            "scheme": scheme.decode("ascii", "replace"),
-            "path": unquote(raw_path.decode("latin-1")),
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": "",
-            "headers": fields,
-            "client": self.client,
-            "server": self.local,
-            "extensions": {},
-        }
+        return _http_scope("2", method, scheme, path, fields, self.client, self.local)
 
     def _on_data(self, sid: int, flags: int, payload: bytes) -> None:
         flow = len(payload)
         self.recv_window -= flow
         if self.recv_window < 0:
             raise H2ConnectionError("the client overran the connection window", FLOW_CONTROL_ERROR)
-        stream = self.streams.get(sid)
+        stream = self._streams.get(sid)
         if stream is None:
             if not sid or sid > self.last_stream_id:
                 raise H2ConnectionError(f"DATA on stream {sid}, which is not open")
@@ -568,12 +491,9 @@ class _H2Connection:
         if stream.ended:
             self.credit(sid, flow, None)
             self.reset(stream, STREAM_CLOSED)
-            stream.wake()
             return
         if flags & FLAG_PADDED:
-            if not payload or payload[0] >= len(payload):
-                raise H2ConnectionError("DATA padding longer than the frame")
-            payload = payload[1:len(payload) - payload[0]]
+            payload = strip_padding(payload, "DATA")
             stream.unacked += flow - len(payload)  # padding is credited with the next data
         if payload:
             stream.chunks.append(payload)
@@ -583,20 +503,12 @@ class _H2Connection:
                 self._forget(stream)
         stream.wake()
 
-    def _on_window_update(self, sid: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise H2ConnectionError("WINDOW_UPDATE of the wrong size", FRAME_SIZE_ERROR)
-        increment = _U32.unpack(payload)[0] & MAX_WINDOW
-        if not sid:
-            if not increment:
-                raise H2ConnectionError("WINDOW_UPDATE of 0 on the connection")
-            self.send_window += increment
-            if self.send_window > MAX_WINDOW:
-                raise H2ConnectionError("connection window above 2^31-1", FLOW_CONTROL_ERROR)
-            for stream in list(self.window_waiters):
-                stream.wake_writer()
-            return
-        stream = self.streams.get(sid)
+    def _connection_window_grew(self) -> None:
+        for stream in list(self.window_waiters):
+            stream.wake_writer()
+
+    def _on_stream_window_update(self, sid: int, increment: int) -> None:
+        stream = self._streams.get(sid)
         if stream is None:
             return
         if not increment:
@@ -608,43 +520,30 @@ class _H2Connection:
             return
         stream.wake_writer()
 
-    def _on_settings(self, sid: int, flags: int, payload: bytes) -> None:
-        if sid:
-            raise H2ConnectionError("SETTINGS on a stream")
-        if flags & FLAG_ACK:
-            if payload:
-                raise H2ConnectionError("SETTINGS ACK with a payload", FRAME_SIZE_ERROR)
-            return
-        if len(payload) % 6:
-            raise H2ConnectionError("SETTINGS of a size not a multiple of 6", FRAME_SIZE_ERROR)
-        for offset in range(0, len(payload), 6):
-            code, value = _SETTING.unpack_from(payload, offset)
-            if code == SETTINGS_HEADER_TABLE_SIZE:
-                self.encoder.header_table_size = value
-            elif code == SETTINGS_INITIAL_WINDOW_SIZE:
-                if value > MAX_WINDOW:
-                    raise H2ConnectionError("initial window above 2^31-1", FLOW_CONTROL_ERROR)
-                delta = value - self.peer_initial_window
-                self.peer_initial_window = value
-                for stream in self.streams.values():
-                    stream.send_window += delta
-                    if stream.send_window > MAX_WINDOW:
-                        raise H2ConnectionError("a stream window above 2^31-1", FLOW_CONTROL_ERROR)
-                    stream.wake_writer()
-            elif code == SETTINGS_MAX_FRAME_SIZE:
-                if not DEFAULT_MAX_FRAME_SIZE <= value <= MAX_FRAME_SIZE_LIMIT:
-                    raise H2ConnectionError(f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
-                self.peer_max_frame = value
-        self.out += frame(SETTINGS, FLAG_ACK, 0)
-        self.settings_seen = True
-        self.flush()
+    def _settings_applied(self, changed: dict[int, int]) -> None:
+        if SETTINGS_INITIAL_WINDOW_SIZE in changed:
+            for stream in self._streams.values():
+                stream.wake_writer()
+
+    def _on_rst_stream(self, sid: int, error_code: int) -> None:
+        stream = self._streams.get(sid)
+        if stream is not None:
+            stream.gone = True
+            stream.wake()
+            stream.wake_writer()
+            self._forget(stream)
+        elif sid > self.last_stream_id:
+            raise H2ConnectionError("RST_STREAM on an idle stream")
+
+    def _on_goaway(self, last_stream_id: int, error_code: int) -> None:
+        self.goaway()
 
 
 # --------------------------------------------------------------------------- HTTP/1.1
 
 
-class _H1Connection:
-    """HTTP/1.1 through h11, one request at a time."""
+class _H1Connection(_RequestBody):
+    """HTTP/1.1 through h11, one request at a time; the connection is its request's body."""
 
     def __init__(self, server: Server, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
                  client, local) -> None:
@@ -658,29 +557,17 @@ class _H1Connection:
         self.local = local
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_H1_HEAD)
         self.head_only = False
-        self.chunks: collections.deque[bytes] = collections.deque()
+        self._reset_body()
         self.buffered = 0  # bytes in chunks; reading pauses above _H1_BUFFER
         self.reading_paused = False
-        self.ended = False
-        self.final_given = False
-        self.gone = False
-        self.reader: asyncio.Future[None] | None = None
         self.task: asyncio.Task | None = None
-        self.response_done = False
         self.closing = False
         self.closed = False
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
 
-    @property
-    def streams(self) -> dict:
-        return {1: self} if self.task is not None else {}
-
-    def wake(self) -> None:
-        if self.reader is not None and not self.reader.done():
-            self.reader.set_result(None)
-
-    def receive(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> None:
+        """Bytes from the socket."""
         if self.closed:
             return
         try:
@@ -715,43 +602,39 @@ class _H1Connection:
                 self.lost()
                 return
 
-    def _bad_request(self, error: Exception) -> None:
+    def _answer_and_close(self, status: int, body: bytes) -> None:
+        """Answer ``status`` with a plain-text ``body`` unless an answer started, and end the
+        connection (at once, or once the request in flight is done)."""
         h11 = self.h11
-        if self.task is None and self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            body = f"Bad request: {error}\n".encode()
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             with contextlib.suppress(h11.LocalProtocolError):
                 self.transport.write(self.conn.send(h11.Response(
-                    status_code=400, headers=[(b"content-type", b"text/plain"),
-                                              (b"content-length", str(len(body)).encode()),
-                                              (b"connection", b"close")])))
+                    status_code=status, headers=[(b"content-type", b"text/plain"),
+                                                 (b"content-length", str(len(body)).encode()),
+                                                 (b"connection", b"close")])))
                 self.transport.write(self.conn.send(h11.Data(data=body)))
                 self.transport.write(self.conn.send(h11.EndOfMessage()))
+                self.finished = True
+        self.closing = True
+
+    def _bad_request(self, error: Exception) -> None:
+        if self.task is None:  # not while an app answers the request
+            self._answer_and_close(400, f"Bad request: {error}\n".encode())
         self.close()
 
+    def fail_response(self) -> None:
+        if not self.gone and not self.finished:
+            # A response already started is left without its end: the close shows the cut.
+            self._answer_and_close(500, b"Internal Server Error")
+
     def _start(self, request) -> None:
-        target = bytes(request.target)
-        raw_path, _, query = target.partition(b"?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": request.http_version.decode("ascii"),
-            "method": request.method.decode("ascii"),
-            "scheme": "http",
-            "path": unquote(raw_path.decode("latin-1")),
-            "raw_path": raw_path,
-            "query_string": query,
-            "root_path": "",
-            "headers": [(bytes(n), bytes(v)) for n, v in request.headers],
-            "client": self.client,
-            "server": self.local,
-            "extensions": {},
-        }
+        scope = _http_scope(request.http_version.decode("ascii"), request.method, b"http",
+                            bytes(request.target),
+                            [(bytes(n), bytes(v)) for n, v in request.headers],
+                            self.client, self.local)
         self.head_only = request.method == b"HEAD"
-        self.chunks.clear()
+        self._reset_body()
         self.buffered = 0
-        self.ended = False
-        self.final_given = False
-        self.response_done = False
         self.task = self.loop.create_task(self.server.run_app(scope, self._receive, self._send, self))
 
     async def _receive(self) -> dict[str, Any]:
@@ -759,27 +642,13 @@ class _H1Connection:
             # The app asks for the body: tell a client that waits for leave to send it.
             self.transport.write(self.conn.send(self.h11.InformationalResponse(
                 status_code=100, headers=[])))
-        while True:
-            if self.chunks:
-                body = self.chunks.popleft()
-                self.buffered -= len(body)
-                if self.reading_paused and self.buffered <= _H1_BUFFER // 2 and not self.closed:
-                    self.reading_paused = False
-                    self.transport.resume_reading()
-                more = bool(self.chunks) or not self.ended
-                if not more:
-                    self.final_given = True
-                return {"type": "http.request", "body": body, "more_body": more}
-            if self.ended and not self.final_given:
-                self.final_given = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            if self.gone or (self.final_given and self.response_done):
-                return {"type": "http.disconnect"}
-            self.reader = self.loop.create_future()
-            try:
-                await self.reader
-            finally:
-                self.reader = None
+        return await self.receive()
+
+    def _consumed(self, length: int) -> None:
+        self.buffered -= length
+        if self.reading_paused and self.buffered <= _H1_BUFFER // 2 and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     async def _send(self, message: MutableMapping[str, Any]) -> None:
         h11 = self.h11
@@ -796,14 +665,14 @@ class _H1Connection:
                 self.transport.write(self.conn.send(h11.Data(data=body)))
             if not message.get("more_body", False):
                 self.transport.write(self.conn.send(h11.EndOfMessage()))
-                self.response_done = True
+                self.finished = True
                 self.wake()
             while self.write_paused and not self.closed:
                 waiter = self.loop.create_future()
                 self.drain_waiters.append(waiter)
                 await waiter
 
-    def request_done(self, stream) -> None:
+    def request_done(self) -> None:
         """The app returned: start the next request on this connection, or close it."""
         h11 = self.h11
         self.task = None
@@ -872,11 +741,11 @@ class _Protocol(asyncio.Protocol):
                 conn = self.conn = _H1Connection(self.server, self.transport, loop, peer, local)
             if self.server.stopping:
                 conn.goaway()
-        conn.receive(data)
+        conn.feed(data)
 
     def eof_received(self) -> bool | None:
         if isinstance(self.conn, _H1Connection):
-            self.conn.receive(b"")
+            self.conn.feed(b"")
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -932,7 +801,7 @@ class Server:
     def ports(self) -> list[int]:
         return [s.getsockname()[1] for server in self._servers for s in server.sockets]
 
-    async def run_app(self, scope, receive, send, stream) -> None:
+    async def run_app(self, scope, receive, send, exchange: _RequestBody) -> None:
         task = asyncio.current_task()
         self.tasks.add(task)
         try:
@@ -941,49 +810,15 @@ class Server:
             raise
         except Exception:
             logger.exception("the ASGI app failed on %s %s", scope.get("method"), scope.get("path"))
-            self._fail_response(stream)
+            exchange.fail_response()
         else:
-            self._complete_response(stream)
+            if not exchange.gone and not exchange.finished:
+                logger.error("the ASGI app returned without a complete response")
+                exchange.fail_response()
         finally:
             self.tasks.discard(task)
-            if isinstance(stream, _H1Connection):
-                stream.request_done(stream)
-
-    def _fail_response(self, stream) -> None:
-        if isinstance(stream, _H1Connection):
-            if not stream.gone and not stream.response_done:
-                if stream.conn.our_state is stream.h11.SEND_RESPONSE:
-                    with contextlib.suppress(Exception):
-                        body = b"Internal Server Error"
-                        stream.transport.write(stream.conn.send(stream.h11.Response(
-                            status_code=500, headers=[(b"content-length", b"21"),
-                                                      (b"connection", b"close")])))
-                        stream.transport.write(stream.conn.send(stream.h11.Data(data=body)))
-                        stream.transport.write(stream.conn.send(stream.h11.EndOfMessage()))
-                        stream.response_done = True
-                stream.closing = True
-            return
-        conn = stream.conn
-        if stream.gone or stream.finished:
-            return
-        if not stream.started:
-            stream.started = True
-            conn.send_head(stream, 500, [(b"content-length", b"0")])
-            conn.end_stream(stream)
-        else:
-            conn.reset(stream, INTERNAL_ERROR)
-
-    def _complete_response(self, stream) -> None:
-        if isinstance(stream, _H1Connection):
-            if not stream.gone and not stream.response_done:
-                logger.error("the ASGI app returned without a complete response")
-                self._fail_response(stream)
-            return
-        if stream.gone or stream.finished:
-            return
-        if not stream.started:
-            logger.error("the ASGI app returned without a response")
-        self._fail_response(stream)
+            if isinstance(exchange, _H1Connection):
+                exchange.request_done()
 
     async def stop(self) -> None:
         """Stop listening, let open requests finish for up to `graceful_timeout`, then cut

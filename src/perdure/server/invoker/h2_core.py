@@ -21,7 +21,7 @@ ended the stream, a malformed response head) resets that stream only and is repo
 from __future__ import annotations
 
 import struct
-from typing import Protocol
+from typing import Any, Protocol
 
 import hpack
 import hpack.exceptions
@@ -104,10 +104,10 @@ MAX_FRAME_SIZE_LIMIT = (1 << 24) - 1
 UNLIMITED_STREAMS = 2**32 + 1
 
 # length (24 bits, as a high byte and a low 16 bits), type, flags, stream id (31 bits + R).
-_FRAME_HEAD = struct.Struct(">BHBBL")
-_SETTING = struct.Struct(">HL")
-_U32 = struct.Struct(">L")
-_GOAWAY_HEAD = struct.Struct(">LL")
+FRAME_HEAD = struct.Struct(">BHBBL")
+SETTING = struct.Struct(">HL")
+U32 = struct.Struct(">L")
+GOAWAY_HEAD = struct.Struct(">LL")
 _BLOCKS_REMEMBERED = 256
 
 
@@ -118,7 +118,7 @@ def error_code_name(code: int) -> str:
 def frame(kind: int, flags: int, stream_id: int, payload: bytes | bytearray | memoryview = b"") -> bytes:
     """One frame, header and payload."""
     length = len(payload)
-    return _FRAME_HEAD.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id) + bytes(payload)
+    return FRAME_HEAD.pack(length >> 16, length & 0xFFFF, kind, flags, stream_id) + bytes(payload)
 
 
 class H2ConnectionError(Exception):
@@ -272,6 +272,235 @@ class HeaderBlockDecoder:
         return headers
 
 
+def strip_padding(payload: bytes, what: str) -> bytes:
+    """The payload of a PADDED frame without its pad length byte and padding."""
+    if not payload or payload[0] >= len(payload):
+        raise H2ConnectionError(f"{what} padding longer than the frame")
+    return payload[1:len(payload) - payload[0]]
+
+
+class FramedConnection:
+    """What both ends of one of our HTTP/2 connections share: splitting received bytes into
+    frames with the checks every frame gets, header blocks across CONTINUATION, the peer's
+    SETTINGS and window updates, and the queue of frames to send. `ClientCore` (the invoker)
+    and the SDK's server (`perdure.sdk.server`) add what their role does with streams,
+    through the ``_on_*`` and ``_header_block`` hooks.
+
+    Subclasses keep their open streams in ``_streams`` (objects with a ``send_window``)."""
+
+    # Whether the peer may set SETTINGS_ENABLE_PUSH to 1: a client may, a server may not.
+    _peer_may_enable_push = False
+
+    def __init__(self, *, max_inbound_frame_size: int, max_header_list_size: int) -> None:
+        self._out = bytearray()
+        self._inbuf = b""
+        self._streams: dict[int, Any] = {}
+        self.encoder = LiteralEncoder()
+        self._decoder = HeaderBlockDecoder(max_header_list_size)
+        self._max_inbound_frame = max_inbound_frame_size
+        # The peer's settings and the connection's send window.
+        self.max_concurrent_streams = UNLIMITED_STREAMS
+        self.max_outbound_frame_size = DEFAULT_MAX_FRAME_SIZE
+        self._peer_initial_window = DEFAULT_WINDOW
+        self._send_window = DEFAULT_WINDOW
+        self.settings_seen = False
+        # A header block in progress: (stream id, END_STREAM, fragments).
+        self._continuing: tuple[int, bool, list[bytes]] | None = None
+        self.closed = False
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _queue_header_block(self, stream_id: int, flags: int, block: bytes) -> None:
+        """HEADERS with ``flags``, split into CONTINUATION frames beyond the peer's frame size."""
+        limit = self.max_outbound_frame_size
+        if len(block) <= limit:
+            self._out += frame(HEADERS, flags | FLAG_END_HEADERS, stream_id, block)
+            return
+        self._out += frame(HEADERS, flags, stream_id, block[:limit])
+        rest = block[limit:]
+        while rest:
+            piece, rest = rest[:limit], rest[limit:]
+            self._out += frame(CONTINUATION, 0 if rest else FLAG_END_HEADERS, stream_id, piece)
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def _read_frames(self, data: bytes) -> None:
+        """Handle the frames in ``data`` (plus what was left over last time); a partial frame
+        waits for the next call. Raises `H2ConnectionError` when the peer broke the protocol."""
+        if self._inbuf:
+            data = self._inbuf + data
+            self._inbuf = b""
+        end = len(data)
+        pos = 0
+        unpack = FRAME_HEAD.unpack_from
+        while end - pos >= 9 and not self.closed:
+            high, low, kind, flags, stream_id = unpack(data, pos)
+            length = (high << 16) | low
+            if not self.settings_seen and (kind != SETTINGS or flags & FLAG_ACK):
+                raise H2ConnectionError("the peer did not start with SETTINGS")
+            if length > self._max_inbound_frame:
+                raise H2ConnectionError(
+                    f"a frame of {length} bytes exceeds our maximum frame size "
+                    f"{self._max_inbound_frame}", FRAME_SIZE_ERROR)
+            if end - pos - 9 < length:
+                break
+            payload = data[pos + 9:pos + 9 + length]
+            pos += 9 + length
+            stream_id &= MAX_STREAM_ID
+            if self._continuing is not None and kind != CONTINUATION:
+                raise H2ConnectionError("a header block was interrupted by another frame")
+            if kind == DATA:
+                self._on_data(stream_id, flags, payload)
+            elif kind == HEADERS:
+                self._on_headers(stream_id, flags, payload)
+            elif kind == SETTINGS:
+                self._on_settings(stream_id, flags, payload)
+            elif kind == WINDOW_UPDATE:
+                self._on_window_update(stream_id, payload)
+            elif kind == RST_STREAM:
+                if len(payload) != 4:
+                    raise H2ConnectionError("RST_STREAM of the wrong size", FRAME_SIZE_ERROR)
+                if not stream_id:
+                    raise H2ConnectionError("RST_STREAM on stream 0")
+                self._on_rst_stream(stream_id, U32.unpack(payload)[0])
+            elif kind == PING:
+                if stream_id:
+                    raise H2ConnectionError("PING on a stream")
+                if len(payload) != 8:
+                    raise H2ConnectionError("PING of the wrong size", FRAME_SIZE_ERROR)
+                if flags & FLAG_ACK:
+                    self._on_ping_ack(payload)
+                else:
+                    self._out += frame(PING, FLAG_ACK, 0, payload)
+            elif kind == GOAWAY:
+                if stream_id:
+                    raise H2ConnectionError("GOAWAY on a stream")
+                if len(payload) < 8:
+                    raise H2ConnectionError("GOAWAY too short", FRAME_SIZE_ERROR)
+                last_stream_id, code = GOAWAY_HEAD.unpack_from(payload)
+                self._on_goaway(last_stream_id & MAX_STREAM_ID, code)
+            elif kind == CONTINUATION:
+                self._on_continuation(stream_id, flags, payload)
+            elif kind == PUSH_PROMISE:
+                raise H2ConnectionError("PUSH_PROMISE, which this connection does not allow")
+            elif kind == PRIORITY:
+                if length != 5:
+                    raise H2ConnectionError("PRIORITY frame of the wrong size", FRAME_SIZE_ERROR)
+                if not stream_id:
+                    raise H2ConnectionError("PRIORITY on stream 0")
+            # Other frame types are extensions we do not use: ignored (§5.5).
+        if pos < end and not self.closed:
+            self._inbuf = data[pos:]
+
+    def _on_headers(self, stream_id: int, flags: int, payload: bytes) -> None:
+        if flags & FLAG_PADDED:
+            payload = strip_padding(payload, "HEADERS")
+        if flags & FLAG_PRIORITY:
+            if len(payload) < 5:
+                raise H2ConnectionError("HEADERS too short for its priority fields",
+                                        FRAME_SIZE_ERROR)
+            payload = payload[5:]
+        if not stream_id:
+            raise H2ConnectionError("HEADERS on stream 0")
+        end_stream = bool(flags & FLAG_END_STREAM)
+        if flags & FLAG_END_HEADERS:
+            self._header_block(stream_id, end_stream, payload)
+        else:
+            self._continuing = (stream_id, end_stream, [payload])
+
+    def _on_continuation(self, stream_id: int, flags: int, payload: bytes) -> None:
+        continuing = self._continuing
+        if continuing is None or continuing[0] != stream_id:
+            raise H2ConnectionError("CONTINUATION without a header block in progress")
+        continuing[2].append(payload)
+        if sum(map(len, continuing[2])) > self._decoder.max_header_list_size * 2:
+            raise H2ConnectionError("header block too large", ENHANCE_YOUR_CALM)
+        if flags & FLAG_END_HEADERS:
+            self._continuing = None
+            self._header_block(stream_id, continuing[1], b"".join(continuing[2]))
+
+    def _on_settings(self, stream_id: int, flags: int, payload: bytes) -> None:
+        if stream_id:
+            raise H2ConnectionError("SETTINGS on a stream")
+        if flags & FLAG_ACK:
+            if payload:
+                raise H2ConnectionError("SETTINGS ACK with a payload", FRAME_SIZE_ERROR)
+            return
+        if len(payload) % 6:
+            raise H2ConnectionError("SETTINGS of a size not a multiple of 6", FRAME_SIZE_ERROR)
+        changed: dict[int, int] = {}
+        for offset in range(0, len(payload), 6):  # in order (RFC 9113 §6.5.3)
+            code, value = SETTING.unpack_from(payload, offset)
+            if code == SETTINGS_HEADER_TABLE_SIZE:
+                self.encoder.header_table_size = value
+            elif code == SETTINGS_ENABLE_PUSH:
+                if value > 1 or (value and not self._peer_may_enable_push):
+                    # A server may not turn push on (§6.5.2).
+                    raise H2ConnectionError(f"SETTINGS_ENABLE_PUSH {value} from this peer")
+            elif code == SETTINGS_MAX_CONCURRENT_STREAMS:
+                self.max_concurrent_streams = value
+            elif code == SETTINGS_INITIAL_WINDOW_SIZE:
+                if value > MAX_WINDOW:
+                    raise H2ConnectionError("SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1",
+                                            FLOW_CONTROL_ERROR)
+                delta = value - self._peer_initial_window
+                self._peer_initial_window = value
+                for stream in self._streams.values():
+                    stream.send_window += delta
+                    if stream.send_window > MAX_WINDOW:
+                        raise H2ConnectionError("a stream's window grew above 2^31-1",
+                                                FLOW_CONTROL_ERROR)
+            elif code == SETTINGS_MAX_FRAME_SIZE:
+                if not DEFAULT_MAX_FRAME_SIZE <= value <= MAX_FRAME_SIZE_LIMIT:
+                    raise H2ConnectionError(f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
+                self.max_outbound_frame_size = value
+            changed[code] = value
+        self._out += frame(SETTINGS, FLAG_ACK, 0)
+        self.settings_seen = True
+        self._settings_applied(changed)
+
+    def _on_window_update(self, stream_id: int, payload: bytes) -> None:
+        if len(payload) != 4:
+            raise H2ConnectionError("WINDOW_UPDATE of the wrong size", FRAME_SIZE_ERROR)
+        increment = U32.unpack(payload)[0] & MAX_WINDOW
+        if stream_id:
+            self._on_stream_window_update(stream_id, increment)
+            return
+        if not increment:
+            raise H2ConnectionError("WINDOW_UPDATE of 0 on the connection")
+        self._send_window += increment
+        if self._send_window > MAX_WINDOW:
+            raise H2ConnectionError("the connection's window grew above 2^31-1",
+                                    FLOW_CONTROL_ERROR)
+        self._connection_window_grew()
+
+    # -- what a role does with it ----------------------------------------------------------
+
+    def _on_data(self, stream_id: int, flags: int, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _header_block(self, stream_id: int, end_stream: bool, block: bytes) -> None:
+        raise NotImplementedError
+
+    def _on_stream_window_update(self, stream_id: int, increment: int) -> None:
+        raise NotImplementedError
+
+    def _connection_window_grew(self) -> None:
+        raise NotImplementedError
+
+    def _on_rst_stream(self, stream_id: int, error_code: int) -> None:
+        raise NotImplementedError
+
+    def _on_ping_ack(self, payload: bytes) -> None:
+        """An answer to a PING we sent."""
+
+    def _on_goaway(self, last_stream_id: int, error_code: int) -> None:
+        raise NotImplementedError
+
+    def _settings_applied(self, changed: dict[int, int]) -> None:
+        """After the peer's SETTINGS were applied and acknowledged."""
+
+
 class _Stream:
     __slots__ = ("send_window", "recv_window", "unacked", "local_ended", "remote_ended",
                  "head_seen")
@@ -285,7 +514,7 @@ class _Stream:
         self.head_seen = False
 
 
-class ClientCore:
+class ClientCore(FramedConnection):
     """One HTTP/2 client connection's framing and flow-control state.
 
     `receive` parses bytes from the peer and reports what they mean through `events`; the
@@ -303,55 +532,42 @@ class ClientCore:
         max_inbound_frame_size: int,
         max_header_list_size: int,
     ) -> None:
+        super().__init__(max_inbound_frame_size=max_inbound_frame_size,
+                         max_header_list_size=max_header_list_size)
         self._events = events
-        self._out = bytearray()
-        self._inbuf = b""
-        self._streams: dict[int, _Stream] = {}
         self._next_stream_id = 1
-        self.encoder = LiteralEncoder()
-        self._decoder = HeaderBlockDecoder(max_header_list_size)
         # Ours: what we announce and enforce.
         self._stream_window = stream_window
         self._connection_window = max(connection_window, DEFAULT_WINDOW)
-        self._max_inbound_frame = max_inbound_frame_size
         self._recv_window = DEFAULT_WINDOW  # the connection's, as the peer sees it
         self._conn_unacked = 0
         # Window updates are sent once this much was consumed; both windows are large
         # (megabytes), so the peer never waits for one.
         self._stream_ack_threshold = max(stream_window // 16, 1)
         self._conn_ack_threshold = max(self._connection_window // 16, 1)
-        # The peer's settings.
-        self.max_concurrent_streams = UNLIMITED_STREAMS
-        self.max_outbound_frame_size = DEFAULT_MAX_FRAME_SIZE
-        self._peer_initial_window = DEFAULT_WINDOW
-        self._send_window = DEFAULT_WINDOW  # the connection's
-        self.settings_seen = False
-        # A header block in progress: (stream id, END_STREAM, fragments).
-        self._continuing: tuple[int, bool, list[bytes]] | None = None
-        self.closed = False
 
     # -- starting and stopping ------------------------------------------------------------
 
     def initiate(self) -> None:
         """Queue the client preface: the magic, our SETTINGS and the connection window."""
         settings = b"".join((
-            _SETTING.pack(SETTINGS_ENABLE_PUSH, 0),
-            _SETTING.pack(SETTINGS_INITIAL_WINDOW_SIZE, self._stream_window),
-            _SETTING.pack(SETTINGS_MAX_FRAME_SIZE, self._max_inbound_frame),
-            _SETTING.pack(SETTINGS_MAX_HEADER_LIST_SIZE, self._decoder.max_header_list_size),
+            SETTING.pack(SETTINGS_ENABLE_PUSH, 0),
+            SETTING.pack(SETTINGS_INITIAL_WINDOW_SIZE, self._stream_window),
+            SETTING.pack(SETTINGS_MAX_FRAME_SIZE, self._max_inbound_frame),
+            SETTING.pack(SETTINGS_MAX_HEADER_LIST_SIZE, self._decoder.max_header_list_size),
         ))
         self._out += PREFACE
         self._out += frame(SETTINGS, 0, 0, settings)
         extra = self._connection_window - self._recv_window
         if extra > 0:
             self._recv_window += extra
-            self._out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(extra))
+            self._out += frame(WINDOW_UPDATE, 0, 0, U32.pack(extra))
 
     def close(self, error_code: int = NO_ERROR, debug: bytes = b"") -> None:
         """Queue GOAWAY; no stream is opened afterwards."""
         if not self.closed:
             self.closed = True
-            self._out += frame(GOAWAY, 0, 0, _GOAWAY_HEAD.pack(0, error_code) + debug)
+            self._out += frame(GOAWAY, 0, 0, GOAWAY_HEAD.pack(0, error_code) + debug)
 
     def data_to_send(self) -> bytes:
         if not self._out:
@@ -388,16 +604,7 @@ class ClientCore:
         stream = _Stream(self._peer_initial_window, self._stream_window)
         stream.local_ended = end_stream
         self._streams[stream_id] = stream
-        limit = self.max_outbound_frame_size
-        flags = FLAG_END_STREAM if end_stream else 0
-        if len(block) <= limit:
-            self._out += frame(HEADERS, flags | FLAG_END_HEADERS, stream_id, block)
-        else:
-            self._out += frame(HEADERS, flags, stream_id, block[:limit])
-            rest = block[limit:]
-            while rest:
-                piece, rest = rest[:limit], rest[limit:]
-                self._out += frame(CONTINUATION, 0 if rest else FLAG_END_HEADERS, stream_id, piece)
+        self._queue_header_block(stream_id, FLAG_END_STREAM if end_stream else 0, block)
         return stream_id
 
     def send_data(self, stream_id: int, data: memoryview | bytes, end_stream: bool = False) -> None:
@@ -408,7 +615,7 @@ class ClientCore:
         stream.send_window -= size
         self._send_window -= size
         length = size
-        self._out += _FRAME_HEAD.pack(length >> 16, length & 0xFFFF, DATA,
+        self._out += FRAME_HEAD.pack(length >> 16, length & 0xFFFF, DATA,
                                       FLAG_END_STREAM if end_stream else 0, stream_id)
         self._out += data
         if end_stream:
@@ -419,13 +626,13 @@ class ClientCore:
         stream = self._streams.get(stream_id)
         if stream is None or stream.local_ended:
             return
-        self._out += _FRAME_HEAD.pack(0, 0, DATA, FLAG_END_STREAM, stream_id)
+        self._out += FRAME_HEAD.pack(0, 0, DATA, FLAG_END_STREAM, stream_id)
         self._local_end(stream_id, stream)
 
     def reset_stream(self, stream_id: int, error_code: int) -> None:
         """Queue RST_STREAM for a stream still open; it is forgotten."""
         if self._streams.pop(stream_id, None) is not None:
-            self._out += frame(RST_STREAM, 0, stream_id, _U32.pack(error_code))
+            self._out += frame(RST_STREAM, 0, stream_id, U32.pack(error_code))
 
     def acknowledge(self, stream_id: int, length: int) -> bool:
         """``length`` received bytes were consumed: credit them back to the peer's windows,
@@ -436,7 +643,7 @@ class ClientCore:
         self._conn_unacked += length
         if self._conn_unacked >= self._conn_ack_threshold:
             self._recv_window += self._conn_unacked
-            self._out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(self._conn_unacked))
+            self._out += frame(WINDOW_UPDATE, 0, 0, U32.pack(self._conn_unacked))
             self._conn_unacked = 0
             queued = True
         stream = self._streams.get(stream_id)
@@ -444,7 +651,7 @@ class ClientCore:
             stream.unacked += length
             if stream.unacked >= self._stream_ack_threshold:
                 stream.recv_window += stream.unacked
-                self._out += frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(stream.unacked))
+                self._out += frame(WINDOW_UPDATE, 0, stream_id, U32.pack(stream.unacked))
                 stream.unacked = 0
                 queued = True
         return queued
@@ -462,62 +669,15 @@ class ClientCore:
     def receive(self, data: bytes) -> None:
         """Handle bytes from the peer. Raises `H2ConnectionError` (with a GOAWAY queued) when
         the peer broke the protocol; nothing more may be received afterwards."""
-        if self._inbuf:
-            data = self._inbuf + data
-            self._inbuf = b""
-        end = len(data)
-        pos = 0
-        unpack = _FRAME_HEAD.unpack_from
         try:
-            while end - pos >= 9:
-                high, low, kind, flags, stream_id = unpack(data, pos)
-                length = (high << 16) | low
-                if not self.settings_seen and (kind != SETTINGS or flags & FLAG_ACK):
-                    raise H2ConnectionError("the peer did not start with SETTINGS")
-                if length > self._max_inbound_frame:
-                    raise H2ConnectionError(
-                        f"a frame of {length} bytes exceeds our maximum frame size "
-                        f"{self._max_inbound_frame}", FRAME_SIZE_ERROR)
-                if end - pos - 9 < length:
-                    break
-                payload = data[pos + 9:pos + 9 + length]
-                pos += 9 + length
-                stream_id &= MAX_STREAM_ID
-                if self._continuing is not None and kind != CONTINUATION:
-                    raise H2ConnectionError("a header block was interrupted by another frame")
-                if kind == DATA:
-                    self._on_data(stream_id, flags, payload)
-                elif kind == HEADERS:
-                    self._on_headers(stream_id, flags, payload)
-                elif kind == SETTINGS:
-                    self._on_settings(stream_id, flags, payload)
-                elif kind == WINDOW_UPDATE:
-                    self._on_window_update(stream_id, payload)
-                elif kind == RST_STREAM:
-                    self._on_rst_stream(stream_id, payload)
-                elif kind == PING:
-                    self._on_ping(stream_id, flags, payload)
-                elif kind == GOAWAY:
-                    self._on_goaway(stream_id, payload)
-                elif kind == CONTINUATION:
-                    self._on_continuation(stream_id, flags, payload)
-                elif kind == PUSH_PROMISE:
-                    raise H2ConnectionError("PUSH_PROMISE although we disabled server push")
-                elif kind == PRIORITY:
-                    if length != 5:
-                        raise H2ConnectionError("PRIORITY frame of the wrong size", FRAME_SIZE_ERROR)
-                    if not stream_id:
-                        raise H2ConnectionError("PRIORITY on stream 0")
-                # Other frame types are extensions we do not use: ignored (§5.5).
+            self._read_frames(data)
         except H2ConnectionError as error:
             self.close(error.code, str(error).encode("utf-8", "replace")[:256])
             raise
-        if pos < end:
-            self._inbuf = data[pos:]
 
     def _fail_stream(self, stream_id: int, code: int) -> None:
         if self._streams.pop(stream_id, None) is not None:
-            self._out += frame(RST_STREAM, 0, stream_id, _U32.pack(code))
+            self._out += frame(RST_STREAM, 0, stream_id, U32.pack(code))
             self._events.on_reset(stream_id, code, False)
 
     def _check_known(self, stream_id: int, what: str) -> None:
@@ -549,9 +709,7 @@ class ClientCore:
             self._fail_stream(stream_id, STREAM_CLOSED if stream.remote_ended else PROTOCOL_ERROR)
             return
         if flags & FLAG_PADDED:
-            if not payload or payload[0] >= len(payload):
-                raise H2ConnectionError("DATA padding longer than the frame")
-            payload = payload[1:len(payload) - payload[0]]
+            payload = strip_padding(payload, "DATA")
         self._events.on_data(stream_id, payload, flow)
         if flags & FLAG_END_STREAM:
             self._remote_end(stream_id, stream)
@@ -561,35 +719,6 @@ class ClientCore:
         if stream.local_ended:
             del self._streams[stream_id]
         self._events.on_end(stream_id)
-
-    def _on_headers(self, stream_id: int, flags: int, payload: bytes) -> None:
-        if flags & FLAG_PADDED:
-            if not payload or payload[0] >= len(payload):
-                raise H2ConnectionError("HEADERS padding longer than the frame")
-            payload = payload[1:len(payload) - payload[0]]
-        if flags & FLAG_PRIORITY:
-            if len(payload) < 5:
-                raise H2ConnectionError("HEADERS too short for its priority fields",
-                                        FRAME_SIZE_ERROR)
-            payload = payload[5:]
-        if not stream_id:
-            raise H2ConnectionError("HEADERS on stream 0")
-        end_stream = bool(flags & FLAG_END_STREAM)
-        if flags & FLAG_END_HEADERS:
-            self._header_block(stream_id, end_stream, payload)
-        else:
-            self._continuing = (stream_id, end_stream, [payload])
-
-    def _on_continuation(self, stream_id: int, flags: int, payload: bytes) -> None:
-        continuing = self._continuing
-        if continuing is None or continuing[0] != stream_id:
-            raise H2ConnectionError("CONTINUATION without a header block in progress")
-        continuing[2].append(payload)
-        if sum(map(len, continuing[2])) > self._decoder.max_header_list_size * 2:
-            raise H2ConnectionError("header block too large", ENHANCE_YOUR_CALM)
-        if flags & FLAG_END_HEADERS:
-            self._continuing = None
-            self._header_block(stream_id, continuing[1], b"".join(continuing[2]))
 
     def _header_block(self, stream_id: int, end_stream: bool, block: bytes) -> None:
         # Decoded even for a stream we forgot: the HPACK table is shared by the connection.
@@ -622,58 +751,13 @@ class ClientCore:
         if end_stream:
             self._remote_end(stream_id, stream)
 
-    def _on_settings(self, stream_id: int, flags: int, payload: bytes) -> None:
-        if stream_id:
-            raise H2ConnectionError("SETTINGS on a stream")
-        if flags & FLAG_ACK:
-            if payload:
-                raise H2ConnectionError("SETTINGS ACK with a payload", FRAME_SIZE_ERROR)
-            return
-        if len(payload) % 6:
-            raise H2ConnectionError("SETTINGS of a size not a multiple of 6", FRAME_SIZE_ERROR)
-        changed: dict[int, int] = {}
-        for offset in range(0, len(payload), 6):  # in order (RFC 9113 §6.5.3)
-            code, value = _SETTING.unpack_from(payload, offset)
-            if code == SETTINGS_HEADER_TABLE_SIZE:
-                self.encoder.header_table_size = value
-            elif code == SETTINGS_ENABLE_PUSH:
-                if value != 0:  # a server may not turn push on (§6.5.2)
-                    raise H2ConnectionError("a server sent SETTINGS_ENABLE_PUSH other than 0")
-            elif code == SETTINGS_MAX_CONCURRENT_STREAMS:
-                self.max_concurrent_streams = value
-            elif code == SETTINGS_INITIAL_WINDOW_SIZE:
-                if value > MAX_WINDOW:
-                    raise H2ConnectionError("SETTINGS_INITIAL_WINDOW_SIZE above 2^31-1",
-                                            FLOW_CONTROL_ERROR)
-                delta = value - self._peer_initial_window
-                self._peer_initial_window = value
-                for stream in self._streams.values():
-                    stream.send_window += delta
-                    if stream.send_window > MAX_WINDOW:
-                        raise H2ConnectionError("a stream's window grew above 2^31-1",
-                                                FLOW_CONTROL_ERROR)
-            elif code == SETTINGS_MAX_FRAME_SIZE:
-                if not DEFAULT_MAX_FRAME_SIZE <= value <= MAX_FRAME_SIZE_LIMIT:
-                    raise H2ConnectionError(f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
-                self.max_outbound_frame_size = value
-            changed[code] = value
-        self._out += frame(SETTINGS, FLAG_ACK, 0)
-        self.settings_seen = True
+    def _settings_applied(self, changed: dict[int, int]) -> None:
         self._events.on_settings(changed)
 
-    def _on_window_update(self, stream_id: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise H2ConnectionError("WINDOW_UPDATE of the wrong size", FRAME_SIZE_ERROR)
-        increment = _U32.unpack(payload)[0] & MAX_WINDOW
-        if not stream_id:
-            if not increment:
-                raise H2ConnectionError("WINDOW_UPDATE of 0 on the connection")
-            self._send_window += increment
-            if self._send_window > MAX_WINDOW:
-                raise H2ConnectionError("the connection's window grew above 2^31-1",
-                                        FLOW_CONTROL_ERROR)
-            self._events.on_window(0)
-            return
+    def _connection_window_grew(self) -> None:
+        self._events.on_window(0)
+
+    def _on_stream_window_update(self, stream_id: int, increment: int) -> None:
         stream = self._streams.get(stream_id)
         if stream is None:
             self._check_known(stream_id, "WINDOW_UPDATE")
@@ -687,28 +771,14 @@ class ClientCore:
             return
         self._events.on_window(stream_id)
 
-    def _on_rst_stream(self, stream_id: int, payload: bytes) -> None:
-        if len(payload) != 4:
-            raise H2ConnectionError("RST_STREAM of the wrong size", FRAME_SIZE_ERROR)
+    def _on_rst_stream(self, stream_id: int, error_code: int) -> None:
         if self._streams.pop(stream_id, None) is None:
             self._check_known(stream_id, "RST_STREAM")
             return
-        self._events.on_reset(stream_id, _U32.unpack(payload)[0], True)
+        self._events.on_reset(stream_id, error_code, True)
 
-    def _on_ping(self, stream_id: int, flags: int, payload: bytes) -> None:
-        if stream_id:
-            raise H2ConnectionError("PING on a stream")
-        if len(payload) != 8:
-            raise H2ConnectionError("PING of the wrong size", FRAME_SIZE_ERROR)
-        if flags & FLAG_ACK:
-            self._events.on_ping_ack(payload)
-        else:
-            self._out += frame(PING, FLAG_ACK, 0, payload)
+    def _on_ping_ack(self, payload: bytes) -> None:
+        self._events.on_ping_ack(payload)
 
-    def _on_goaway(self, stream_id: int, payload: bytes) -> None:
-        if stream_id:
-            raise H2ConnectionError("GOAWAY on a stream")
-        if len(payload) < 8:
-            raise H2ConnectionError("GOAWAY too short", FRAME_SIZE_ERROR)
-        last_stream_id, code = _GOAWAY_HEAD.unpack_from(payload)
-        self._events.on_goaway(last_stream_id & MAX_STREAM_ID, code)
+    def _on_goaway(self, last_stream_id: int, error_code: int) -> None:
+        self._events.on_goaway(last_stream_id, error_code)
