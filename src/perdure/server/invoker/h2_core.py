@@ -1,5 +1,7 @@
-"""The client side of HTTP/2 framing (RFC 9113) without I/O: bytes in, callbacks out, bytes to
-send queued. `http2.H2Connection` puts it on a socket.
+"""HTTP/2 framing (RFC 9113) without I/O: bytes in, callbacks out, bytes to send queued.
+`FramedConnection` is what both ends share; `ClientCore` is the invoker's client, which
+`http2.H2Connection` puts on a socket (the SDK's server, `perdure.sdk.server`, is the other
+subclass).
 
 Why not the ``h2`` library, which the ingress's HTTP/2 server still uses: the invoker talks
 HTTP/2 to a deployment for every attempt, and under load h2 (with hyperframe and hpack) was
