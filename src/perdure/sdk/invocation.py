@@ -29,6 +29,7 @@ import inspect
 import logging
 import time
 import traceback
+import types
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextlib import AsyncExitStack
@@ -134,7 +135,7 @@ class _RunSpec:
 
     def __init__(self, action: Callable[[], Any], serde: Serde[Any], policy: RunRetryPolicy | None):
         self.action = action
-        self.is_async = inspect.iscoroutinefunction(action)
+        self.is_async = _is_async(action)
         self.serde = serde
         self.policy = policy
 
@@ -602,6 +603,35 @@ class _VoidFuture(DurableFuture[None]):
 
 
 _return_hints: dict[Any, Any] = {}
+# Per-function answers a `run` step needs each time (a step's action is usually the same
+# function, or a partial or a fresh lambda of the same code, every time): whether it is a
+# coroutine function, and the serde its return annotation gives. Keyed by code object, so
+# closures are not kept alive; bounded: past the limit, new code is looked at each time.
+_CODE_CACHE_LIMIT = 4096
+_async_codes: dict[types.CodeType, bool] = {}
+_run_serdes: dict[tuple[types.CodeType, Any], Serde[Any]] = {}
+
+
+def _code_of(action: Any) -> types.CodeType | None:
+    """The code of a plain function, or of the function a partial wraps; else None."""
+    if type(action) is functools.partial:
+        action = action.func
+    return action.__code__ if type(action) is types.FunctionType else None
+
+
+def _is_async(action: Any) -> bool:
+    code = _code_of(action)
+    if code is None:
+        return inspect.iscoroutinefunction(action)
+    try:
+        return _async_codes[code]
+    except KeyError:
+        pass
+    # For a plain function (or a partial of one) Python 3.11 decides by the code's flags.
+    answer = inspect.iscoroutinefunction(action)
+    if len(_async_codes) < _CODE_CACHE_LIMIT:
+        _async_codes[code] = answer
+    return answer
 
 
 def _return_hint(action: Any) -> Any:
@@ -632,6 +662,22 @@ def _return_hint(action: Any) -> Any:
 def _run_serde(serde: Serde[Any], type_hint: Any, action: Any) -> Serde[Any]:
     if not isinstance(serde, DefaultSerde) or serde.type_hint is not None:
         return serde
+    code = _code_of(action) if type(serde) is DefaultSerde else None
+    if code is None:
+        return _run_serde_of(serde, type_hint, action)
+    try:
+        return _run_serdes[code, type_hint]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable type hint
+        return _run_serde_of(serde, type_hint, action)
+    found = _run_serde_of(serde, type_hint, action)
+    if len(_run_serdes) < _CODE_CACHE_LIMIT:
+        _run_serdes[code, type_hint] = found
+    return found
+
+
+def _run_serde_of(serde: DefaultSerde[Any], type_hint: Any, action: Any) -> Serde[Any]:
     if type_hint is None:
         type_hint = _return_hint(action)
     if type_hint is None or type_hint is inspect.Signature.empty:

@@ -105,6 +105,11 @@ class JsonSerde(Serde[I]):
         return json.dumps(obj).encode()
 
 
+# Values and hints that are plain JSON whatever else is installed: no pydantic, msgspec or
+# dataclass handling applies to them.
+_JSON_TYPES = frozenset({int, float, str, bool, list, dict})
+
+
 class DefaultSerde(Serde[I]):
     """JSON, specialised by an optional type hint (pydantic, msgspec, dataclass)."""
 
@@ -121,7 +126,7 @@ class DefaultSerde(Serde[I]):
         if not buf:
             return None
         hint = self.type_hint
-        if hint is None:
+        if hint is None or hint in _JSON_TYPES:
             return json.loads(buf)
         if is_msgspec_struct(hint):
             import msgspec  # type: ignore[import-not-found]
@@ -137,6 +142,8 @@ class DefaultSerde(Serde[I]):
         if obj is None:
             return b""
         hint = self.type_hint
+        if type(obj) in _JSON_TYPES and (hint is None or hint in _JSON_TYPES):
+            return json.dumps(obj).encode()  # what the checks below come to for these
         if hint is None:
             if is_pydantic(type(obj)):
                 return obj.model_dump_json().encode()  # type: ignore[attr-defined]
