@@ -21,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from itertools import compress
+from operator import ne
 from pathlib import Path
 
 __all__ = ["ListenerKind", "InvocationRow", "JournalRow", "PromiseRow", "Store"]
@@ -279,8 +281,7 @@ _INSERT_INVOCATION = (
     f"VALUES ({', '.join('?' for _ in _INVOCATION_COLUMNS)}) ON CONFLICT(id) DO UPDATE SET "
     + ", ".join(f"{c}=excluded.{c}" for c in _INVOCATION_COLUMNS if c != "id")
 )
-# Column positions an UPDATE may set (all but the id, which comes first).
-_UPDATABLE = range(1, len(_INVOCATION_COLUMNS))
+_POSITIONS = range(len(_INVOCATION_COLUMNS))
 _update_sql: dict[tuple[int, ...], str] = {}
 
 
@@ -519,8 +520,8 @@ class Store:
             if clean is _MISSING or clean is None:
                 whole.append(values)
                 continue
-            changed = tuple(i for i, old, new in zip(_UPDATABLE, clean[1:], values[1:], strict=True)  # type: ignore[index]
-                            if old != new or type(old) is not type(new))
+            # The positions whose values differ, found in C (the id, first, never does).
+            changed = tuple(compress(_POSITIONS, map(ne, clean, values)))  # type: ignore[arg-type]
             if changed:
                 execute(_update_invocation_sql(changed), [values[i] for i in changed] + [invocation_id])
         if whole:
