@@ -14,7 +14,10 @@ import signal
 import socket
 from pathlib import Path
 
+import h2.config
+import h2.connection
 import h2.errors
+import h2.events
 import pytest
 
 from tests.sdk.h2_client import H2Client
@@ -25,7 +28,7 @@ APP = "tests.sdk.services.server_apps:app"
 
 
 class Served:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *options: str) -> None:
         self.lifespan = tmp / "lifespan.txt"
         self.marker = tmp / "marker.txt"
         sock = bind_socket()
@@ -33,7 +36,7 @@ class Served:
         try:
             self.process = ManagedProcess(
                 [venv_python(), "-m", "perdure.sdk.server", "--fd", str(sock.fileno()),
-                 "--graceful-timeout", "3", APP],
+                 "--graceful-timeout", "3", *options, APP],
                 env=child_env({"PERDURE_TEST_LIFESPAN_FILE": str(self.lifespan),
                                "PERDURE_TEST_MARKER_FILE": str(self.marker)}),
                 cwd=REPO_ROOT, log_dir=tmp, name="sdk-server", pass_fds=(sock.fileno(),),
@@ -278,3 +281,80 @@ def test_sigint_lets_the_request_in_flight_finish_then_runs_lifespan_shutdown(tm
     assert served.lifespan.read_text().split() == ["lifespan.startup", "lifespan.shutdown"]
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", served.port), timeout=2)
+
+
+# ----------------------------------------------------------------------- connection timeouts
+
+QUICK = ("--keep-alive-timeout", "0.3", "--h2-idle-timeout", "0.3")
+
+
+def _until_closed(conn: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (the socket's own timeout,
+    10 s, fails the test if it never does)."""
+    received = b""
+    while chunk := conn.recv(65536):
+        received += chunk
+    return received
+
+
+def test_silent_idle_and_trickling_http11_connections_are_closed(tmp_path: Path):
+    served = Served(tmp_path, *QUICK)
+    try:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as silent:
+            assert _until_closed(silent) == b""  # connected, never said a word
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as idle:
+            idle.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            answer = _until_closed(idle)  # answered, then kept alive until the timeout
+            assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello\r\n0\r\n\r\n"), answer
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as slow:
+            slow.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n")  # a head that never ends
+            answer = _until_closed(slow)
+            assert answer.startswith(b"HTTP/1.1 408"), answer
+        # A request taking longer than the timeout is not cut by it.
+        assert served.get("/slow") == (200, b"done")
+        assert "Traceback" not in served.process.log_text()
+    finally:
+        served.process.terminate(timeout=10, sig=signal.SIGINT)
+
+
+def test_an_http2_connection_goes_away_once_idle_not_while_a_stream_is_open(tmp_path: Path):
+    served = Served(tmp_path, *QUICK)
+    try:
+        async def held_across_the_timeout(client: H2Client) -> tuple[int, bytes]:
+            stream = await client.request("POST", "/hold")
+            await stream.send(b"a" * 10)
+            # A silent connection opened after this stream is closed after the keep-alive
+            # timeout, so by then the HTTP/2 connection has been idle-timed if it ever would.
+            silent = socket.create_connection(("127.0.0.1", served.port), timeout=10)
+            try:
+                assert await asyncio.to_thread(_until_closed, silent) == b""
+            finally:
+                silent.close()
+            await stream.send(b"b" * 5, end=True)
+            assert await asyncio.to_thread(served.get, "/release") == (200, b"released")
+            return await stream.response_headers(), await stream.read_all()
+
+        assert served.h2(held_across_the_timeout) == (200, b"15")
+
+        # Then, with nothing open: a GOAWAY naming the last stream served, and the close.
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            h2c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            h2c.initiate_connection()
+            h2c.send_headers(1, [(":method", "GET"), (":scheme", "http"), (":authority", "x"),
+                                 (":path", "/hello")], end_stream=True)
+            sock.sendall(h2c.data_to_send())
+            events = []
+            while data := sock.recv(65536):
+                events += h2c.receive_data(data)
+                try:
+                    sock.sendall(h2c.data_to_send())
+                except OSError:
+                    pass
+        body = b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived))
+        assert body == b"hello"
+        gone = [e for e in events if isinstance(e, h2.events.ConnectionTerminated)]
+        assert len(gone) == 1
+        assert (gone[0].error_code, gone[0].last_stream_id) == (h2.errors.ErrorCodes.NO_ERROR, 1)
+        assert "Traceback" not in served.process.log_text()
+    finally:
+        served.process.terminate(timeout=10, sig=signal.SIGINT)

@@ -88,6 +88,9 @@ _MAX_H1_HEAD = 64 * 1024
 # HTTP/1.1 request body bytes held for an app that reads slower than they arrive: the socket
 # is not read beyond this (HTTP/2 bounds the same with its flow-control windows).
 _H1_BUFFER = 1 * MiB
+# Defaults of the connection timeouts (see Server).
+KEEP_ALIVE_TIMEOUT = 5.0
+H2_IDLE_TIMEOUT = 300.0
 # After SIGINT/SIGTERM: this long past the graceful timeout, the process ends whatever an app
 # still does (a task that ignores cancellation would otherwise hold it forever).
 _STOP_GRACE = 10.0
@@ -254,6 +257,8 @@ class _H2Connection(FramedConnection):
         self.drain_waiters: list[asyncio.Future[None]] = []
         self.window_waiters: set[_Stream] = set()
         self.goaway_sent = False
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self._arm_idle()
         settings = b"".join((
             SETTING.pack(SETTINGS_MAX_CONCURRENT_STREAMS, MAX_CONCURRENT_STREAMS),
             SETTING.pack(SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW),
@@ -353,8 +358,28 @@ class _H2Connection(FramedConnection):
             leftover = stream.unacked + sum(len(c) for c in stream.chunks)
             if leftover:
                 self.credit(stream.stream_id, leftover, None)
-            if self.goaway_sent and not self._streams:
-                self.close()
+            if not self._streams:
+                if self.goaway_sent:
+                    self.close()
+                else:
+                    self._arm_idle()
+
+    def _arm_idle(self) -> None:
+        """With no stream open, the connection goes away after the server's idle timeout (a
+        client that connected and left, or stopped using it); a new stream stops the clock."""
+        if self.idle_timer is None and not self.closed:
+            self.idle_timer = self.loop.call_later(self.server.h2_idle_timeout, self._idle)
+
+    def _idle(self) -> None:
+        self.idle_timer = None
+        if not self._streams:
+            logger.debug("closing HTTP/2 connection from %s: idle", self.client)
+            self.goaway()
+
+    def _disarm_idle(self) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
 
     def credit(self, stream_id: int, length: int, stream: _Stream | None) -> None:
         self.conn_unacked += length
@@ -379,12 +404,14 @@ class _H2Connection(FramedConnection):
                 self.close()
 
     def close(self) -> None:
+        self._disarm_idle()
         if not self.closed:
             self.flush_now()
             self.closed = True
             self.transport.close()
 
     def lost(self) -> None:
+        self._disarm_idle()
         self.closed = True
         for stream in list(self._streams.values()):
             stream.gone = True
@@ -453,6 +480,7 @@ class _H2Connection(FramedConnection):
         stream.ended = end_stream
         stream.head_only = scope["method"] == "HEAD"
         self._streams[sid] = stream
+        self._disarm_idle()
         stream.task = self.loop.create_task(self.server.run_app(scope, stream.receive, stream.send, stream))
 
     def _scope(self, headers: list[tuple[bytes, bytes]]) -> dict[str, Any] | None:
@@ -565,6 +593,31 @@ class _H1Connection(_RequestBody):
         self.closed = False
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
+        self.head_timer: asyncio.TimerHandle | None = None
+        self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        """Between requests, and until a request's head is complete, the client has the
+        server's keep-alive timeout: an idle keep-alive connection is closed, and so is one
+        that trickles a request head (slowloris) or never completes it."""
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+        self.head_timer = self.loop.call_later(self.server.keep_alive_timeout, self._head_timeout)
+
+    def _disarm_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timeout(self) -> None:
+        self.head_timer = None
+        if self.closed or self.task is not None:
+            return
+        if self.conn.trailing_data[0]:  # part of a request arrived, not all of its head
+            logger.info("closing HTTP/1.1 connection from %s: no complete request head in %.1fs",
+                        self.client, self.server.keep_alive_timeout)
+            self._answer_and_close(408, b"Request Timeout: the request head did not arrive in time\n")
+        self.close()
 
     def feed(self, data: bytes) -> None:
         """Bytes from the socket."""
@@ -632,6 +685,7 @@ class _H1Connection(_RequestBody):
                             bytes(request.target),
                             [(bytes(n), bytes(v)) for n, v in request.headers],
                             self.client, self.local)
+        self._disarm_head_timer()
         self.head_only = request.method == b"HEAD"
         self._reset_body()
         self.buffered = 0
@@ -680,6 +734,7 @@ class _H1Connection(_RequestBody):
             return
         if self.conn.our_state is h11.DONE and self.conn.their_state is h11.DONE and not self.closing:
             self.conn.start_next_cycle()
+            self._arm_head_timer()
             self._pump()
         elif self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is not h11.DONE or self.closing:
             self.close()
@@ -690,11 +745,13 @@ class _H1Connection(_RequestBody):
             self.close()
 
     def close(self) -> None:
+        self._disarm_head_timer()
         if not self.closed:
             self.closed = True
             self.transport.close()
 
     def lost(self) -> None:
+        self._disarm_head_timer()
         self.closed = True
         self.gone = True
         self.wake()
@@ -715,6 +772,7 @@ class _Protocol(asyncio.Protocol):
         self.conn: _H2Connection | _H1Connection | None = None
         self.transport: asyncio.Transport | None = None
         self.pending = b""
+        self.silent_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -723,6 +781,10 @@ class _Protocol(asyncio.Protocol):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.connections.add(self)
+        # A connection that says nothing (not even which protocol) is closed after the
+        # keep-alive timeout; once it has, its HTTP/1.1 or HTTP/2 connection keeps the time.
+        self.silent_timer = asyncio.get_running_loop().call_later(
+            self.server.keep_alive_timeout, transport.close)
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -732,6 +794,9 @@ class _Protocol(asyncio.Protocol):
                 self.pending = data
                 return
             self.pending = b""
+            if self.silent_timer is not None:
+                self.silent_timer.cancel()
+                self.silent_timer = None
             peer = _addr(self.transport.get_extra_info("peername"))
             local = _addr(self.transport.get_extra_info("sockname"))
             loop = asyncio.get_running_loop()
@@ -749,6 +814,9 @@ class _Protocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.silent_timer is not None:
+            self.silent_timer.cancel()
+            self.silent_timer = None
         self.server.connections.discard(self)
         if self.conn is not None:
             self.conn.lost()
@@ -776,9 +844,17 @@ def _addr(value: Any) -> tuple[str, int] | None:
 class Server:
     """Serves one ASGI app on a listening socket until `stop`."""
 
-    def __init__(self, app: App, *, graceful_timeout: float = 5.0) -> None:
+    def __init__(self, app: App, *, graceful_timeout: float = 5.0,
+                 keep_alive_timeout: float = KEEP_ALIVE_TIMEOUT,
+                 h2_idle_timeout: float = H2_IDLE_TIMEOUT) -> None:
+        """`keep_alive_timeout`: how long an HTTP/1.1 connection may wait between requests, or
+        take to send a request's head, and how long a new connection may stay silent.
+        `h2_idle_timeout`: how long an HTTP/2 connection may have no stream open before it
+        gets a GOAWAY (runtimes keep connections to a deployment open between invocations)."""
         self.app = app
         self.graceful_timeout = graceful_timeout
+        self.keep_alive_timeout = keep_alive_timeout
+        self.h2_idle_timeout = h2_idle_timeout
         self.connections: set[_Protocol] = set()
         self.tasks: set[asyncio.Task] = set()
         self.stopping = False
@@ -876,9 +952,12 @@ class _Lifespan:
 
 async def serve_async(app: App, *, host: str | None = "0.0.0.0", port: int = 9080,
                       sock: socket.socket | None = None, graceful_timeout: float = 5.0,
-                      ready: Callable[[Server], None] | None = None) -> None:
+                      ready: Callable[[Server], None] | None = None,
+                      keep_alive_timeout: float = KEEP_ALIVE_TIMEOUT,
+                      h2_idle_timeout: float = H2_IDLE_TIMEOUT) -> None:
     """Serve `app` until SIGINT or SIGTERM (then stop gracefully)."""
-    server = Server(app, graceful_timeout=graceful_timeout)
+    server = Server(app, graceful_timeout=graceful_timeout, keep_alive_timeout=keep_alive_timeout,
+                    h2_idle_timeout=h2_idle_timeout)
     await server.start(host=host, port=port, sock=sock)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
@@ -907,7 +986,8 @@ async def serve_async(app: App, *, host: str | None = "0.0.0.0", port: int = 908
 
 
 def serve(app: Any, *, host: str | None = "0.0.0.0", port: int = 9080,
-          graceful_timeout: float = 5.0) -> None:
+          graceful_timeout: float = 5.0, keep_alive_timeout: float = KEEP_ALIVE_TIMEOUT,
+          h2_idle_timeout: float = H2_IDLE_TIMEOUT) -> None:
     """Serve an ASGI app (`perdure.app([...])`, or any ASGI-3 app) over HTTP/2 cleartext and
     HTTP/1.1 until SIGINT or SIGTERM. Runs on uvloop where it is installed."""
     try:
@@ -916,7 +996,8 @@ def serve(app: Any, *, host: str | None = "0.0.0.0", port: int = 9080,
         runner = asyncio.run
     else:
         runner = uvloop.run
-    runner(serve_async(app, host=host, port=port, graceful_timeout=graceful_timeout))
+    runner(serve_async(app, host=host, port=port, graceful_timeout=graceful_timeout,
+                       keep_alive_timeout=keep_alive_timeout, h2_idle_timeout=h2_idle_timeout))
 
 
 def _load(spec: str) -> Any:
@@ -935,6 +1016,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9080)
     parser.add_argument("--fd", type=int, help="serve on this already-bound socket instead")
     parser.add_argument("--graceful-timeout", type=float, default=5.0)
+    parser.add_argument("--keep-alive-timeout", type=float, default=KEEP_ALIVE_TIMEOUT,
+                        help="seconds an HTTP/1.1 connection may idle between requests or take "
+                             "to send a request head (default %(default)s)")
+    parser.add_argument("--h2-idle-timeout", type=float, default=H2_IDLE_TIMEOUT,
+                        help="seconds an HTTP/2 connection may have no open stream (default %(default)s)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -942,7 +1028,8 @@ def main(argv: list[str] | None = None) -> None:
     app = _load(args.app)
     sock = socket.socket(fileno=args.fd) if args.fd is not None else None
     coro = serve_async(app, host=args.host, port=args.port, sock=sock,
-                       graceful_timeout=args.graceful_timeout)
+                       graceful_timeout=args.graceful_timeout,
+                       keep_alive_timeout=args.keep_alive_timeout, h2_idle_timeout=args.h2_idle_timeout)
     if args.loop == "uvloop":
         try:
             import uvloop
