@@ -281,6 +281,44 @@ async def test_sync_run_closures_run_in_a_worker_thread_and_async_ones_on_the_lo
     assert output_of(data).value.content == b"3"
 
 
+def test_a_steps_serde_and_kind_follow_each_closure_not_only_its_code() -> None:
+    """The serde and the coroutine check of a step are cached per code object; closures of one
+    code that annotate different return types still get their own serde."""
+    from dataclasses import dataclass
+    from functools import partial
+
+    from perdure.sdk.serde import DEFAULT_SERDE
+
+    @dataclass
+    class First:
+        x: int
+
+    @dataclass
+    class Second:
+        y: str
+
+    def make(result_type: type) -> Callable[[], Any]:
+        def step():  # noqa: ANN202
+            raise AssertionError("not run")
+
+        # What `def step() -> result_type` gives in a module without postponed annotations.
+        step.__annotations__ = {"return": result_type}
+        return step
+
+    for _ in range(2):  # the second round is answered from the cache
+        assert invocation._run_serde(DEFAULT_SERDE, None, make(First)).type_hint is First
+        assert invocation._run_serde(DEFAULT_SERDE, None, make(Second)).type_hint is Second
+        assert invocation._run_serde(DEFAULT_SERDE, int, make(First)).type_hint is int
+
+    async def coroutine_step(i: int) -> int:
+        return i
+
+    for _ in range(2):
+        assert invocation._is_async(partial(coroutine_step, 1))
+        assert invocation._is_async(coroutine_step)
+        assert not invocation._is_async(lambda: 1)
+
+
 async def test_replayed_steps_are_not_executed_again() -> None:
     executed: list[int] = []
 

@@ -609,7 +609,7 @@ _return_hints: dict[Any, Any] = {}
 # closures are not kept alive; bounded: past the limit, new code is looked at each time.
 _CODE_CACHE_LIMIT = 4096
 _async_codes: dict[types.CodeType, bool] = {}
-_run_serdes: dict[tuple[types.CodeType, Any], Serde[Any]] = {}
+_run_serdes: dict[tuple[types.CodeType, Any, Any], Serde[Any]] = {}
 
 
 def _code_of(action: Any) -> types.CodeType | None:
@@ -665,15 +665,19 @@ def _run_serde(serde: Serde[Any], type_hint: Any, action: Any) -> Serde[Any]:
     code = _code_of(action) if type(serde) is DefaultSerde else None
     if code is None:
         return _run_serde_of(serde, type_hint, action)
+    # The annotation object is part of the key: closures of one code object may annotate
+    # their return with different types (`def make(t): def f() -> t: ...`).
+    func = action.func if type(action) is functools.partial else action
+    key = (code, type_hint, func.__annotations__.get("return"))
     try:
-        return _run_serdes[code, type_hint]
+        return _run_serdes[key]
     except KeyError:
         pass
-    except TypeError:  # an unhashable type hint
+    except TypeError:  # an unhashable hint or annotation
         return _run_serde_of(serde, type_hint, action)
     found = _run_serde_of(serde, type_hint, action)
     if len(_run_serdes) < _CODE_CACHE_LIMIT:
-        _run_serdes[code, type_hint] = found
+        _run_serdes[key] = found
     return found
 
 
