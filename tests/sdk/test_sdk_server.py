@@ -200,6 +200,20 @@ def test_http2_streams_run_concurrently_with_bodies_larger_than_the_windows(serv
     assert results[1:] == [(200, p) for p in payloads]
 
 
+def test_a_response_head_reaches_the_client_before_a_body_that_waits(served: Served):
+    """An app that answers its head and then waits (a deployment waiting for a completion)
+    gets the head out to the client at once, not with the body."""
+
+    async def scenario(client: H2Client):
+        waiting = await client.request("GET", "/head-then-wait", end=True)
+        head = await waiting.response_headers(timeout=5)  # before anything releases the body
+        assert await asyncio.to_thread(served.get, "/release") == (200, b"released")
+        quick = await client.request("GET", "/hello", end=True)
+        return head, await waiting.read_all(), await quick.response_headers(), await quick.read_all()
+
+    assert served.h2(scenario) == (200, b"released", 200, b"hello")
+
+
 def test_an_app_failure_is_a_500_before_the_head_and_a_reset_after_it(served: Served):
     assert served.get("/fail")[0] == 500
 

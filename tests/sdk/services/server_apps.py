@@ -12,7 +12,9 @@
   ``disconnected`` to the marker file;
 - ``POST /length``: reads the whole body, then answers its length;
 - ``POST /hold``: reads one chunk, then reads nothing more until ``GET /release`` comes, then
-  counts the rest of the body and answers the total.
+  counts the rest of the body and answers the total;
+- ``GET /head-then-wait``: answers its head, then nothing until ``GET /release`` comes, then
+  ``released``.
 
 Lifespan events are appended to the file named by ``PERDURE_TEST_LIFESPAN_FILE``; the marker
 file is ``PERDURE_TEST_MARKER_FILE``.
@@ -100,6 +102,11 @@ async def app(scope, receive, send) -> None:
             event = await receive()
             total += len(event.get("body", b""))
         await _answer(send, 200, str(total).encode())
+    elif path == "/head-then-wait":
+        _released = asyncio.Event()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await _released.wait()
+        await send({"type": "http.response.body", "body": b"released", "more_body": False})
     elif path == "/release":
         if _released is not None:
             _released.set()
