@@ -612,17 +612,18 @@ _async_codes: dict[types.CodeType, bool] = {}
 _run_serdes: dict[tuple[types.CodeType, Any, Any], Serde[Any]] = {}
 
 
-def _code_of(action: Any) -> types.CodeType | None:
-    """The code of a plain function, or of the function a partial wraps; else None."""
+def _function_of(action: Any) -> types.FunctionType | None:
+    """A plain function, or the function a partial wraps; else None."""
     if type(action) is functools.partial:
         action = action.func
-    return action.__code__ if type(action) is types.FunctionType else None
+    return action if type(action) is types.FunctionType else None
 
 
 def _is_async(action: Any) -> bool:
-    code = _code_of(action)
-    if code is None:
+    func = _function_of(action)
+    if func is None:
         return inspect.iscoroutinefunction(action)
+    code = func.__code__
     try:
         return _async_codes[code]
     except KeyError:
@@ -662,13 +663,12 @@ def _return_hint(action: Any) -> Any:
 def _run_serde(serde: Serde[Any], type_hint: Any, action: Any) -> Serde[Any]:
     if not isinstance(serde, DefaultSerde) or serde.type_hint is not None:
         return serde
-    code = _code_of(action) if type(serde) is DefaultSerde else None
-    if code is None:
+    func = _function_of(action) if type(serde) is DefaultSerde else None
+    if func is None:
         return _run_serde_of(serde, type_hint, action)
     # The annotation object is part of the key: closures of one code object may annotate
     # their return with different types (`def make(t): def f() -> t: ...`).
-    func = action.func if type(action) is functools.partial else action
-    key = (code, type_hint, func.__annotations__.get("return"))
+    key = (func.__code__, type_hint, func.__annotations__.get("return"))
     try:
         return _run_serdes[key]
     except KeyError:

@@ -377,9 +377,7 @@ class _H2Connection(FramedConnection):
             self.goaway()
 
     def _disarm_idle(self) -> None:
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
+        self.idle_timer = _cancelled(self.idle_timer)
 
     def credit(self, stream_id: int, length: int, stream: _Stream | None) -> None:
         self.conn_unacked += length
@@ -600,14 +598,11 @@ class _H1Connection(_RequestBody):
         """Between requests, and until a request's head is complete, the client has the
         server's keep-alive timeout: an idle keep-alive connection is closed, and so is one
         that trickles a request head (slowloris) or never completes it."""
-        if self.head_timer is not None:
-            self.head_timer.cancel()
+        _cancelled(self.head_timer)
         self.head_timer = self.loop.call_later(self.server.keep_alive_timeout, self._head_timeout)
 
     def _disarm_head_timer(self) -> None:
-        if self.head_timer is not None:
-            self.head_timer.cancel()
-            self.head_timer = None
+        self.head_timer = _cancelled(self.head_timer)
 
     def _head_timeout(self) -> None:
         self.head_timer = None
@@ -794,9 +789,7 @@ class _Protocol(asyncio.Protocol):
                 self.pending = data
                 return
             self.pending = b""
-            if self.silent_timer is not None:
-                self.silent_timer.cancel()
-                self.silent_timer = None
+            self.silent_timer = _cancelled(self.silent_timer)
             peer = _addr(self.transport.get_extra_info("peername"))
             local = _addr(self.transport.get_extra_info("sockname"))
             loop = asyncio.get_running_loop()
@@ -814,9 +807,7 @@ class _Protocol(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.silent_timer is not None:
-            self.silent_timer.cancel()
-            self.silent_timer = None
+        self.silent_timer = _cancelled(self.silent_timer)
         self.server.connections.discard(self)
         if self.conn is not None:
             self.conn.lost()
@@ -833,6 +824,12 @@ class _Protocol(asyncio.Protocol):
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+
+
+def _cancelled(timer: asyncio.TimerHandle | None) -> None:
+    """Cancel `timer` if there is one; returns None, for `self.timer = _cancelled(self.timer)`."""
+    if timer is not None:
+        timer.cancel()
 
 
 def _addr(value: Any) -> tuple[str, int] | None:
