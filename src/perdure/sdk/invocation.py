@@ -71,6 +71,7 @@ from perdure.sdk.machine import (
 )
 from perdure.sdk.serde import DEFAULT_SERDE, BytesSerde, DefaultSerde, Serde
 from perdure.sdk.service import Handler, extract_core_type, handler_from_callable
+from perdure.sdk.step_threads import run_in_thread
 
 __all__ = [
     "Attempt",
@@ -470,7 +471,7 @@ class Attempt:
                 value = await spec.action()
             else:
                 ctx = contextvars.copy_context()
-                value = await self._loop.run_in_executor(None, ctx.run, spec.action)
+                value = await run_in_thread(self._loop, ctx.run, spec.action)
             m.propose_run_success(handle, bytes(spec.serde.serialize(value)))
         except TerminalError as e:
             m.propose_run_failure(handle, Failure(e.status_code, e.message, e.metadata))
