@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import hpack
 import hpack.exceptions
+import hpack.table
 
 __all__ = [
     "CANCEL",
@@ -252,6 +253,12 @@ class HeaderBlockDecoder:
         headers = known.get(block)
         if headers is not None:
             return headers
+        headers = self._decode_plain(block)
+        if headers is not None:  # it left the table alone: remembered like any such block
+            if len(known) >= _BLOCKS_REMEMBERED:
+                known.clear()
+            known[block] = headers
+            return headers
         table = self._table
         entries = table.dynamic_entries
         # Every insertion puts a new tuple first; evictions come only with an insertion or
@@ -272,6 +279,85 @@ class HeaderBlockDecoder:
                 known.clear()
             known[block] = headers
         return headers
+
+
+    def _decode_plain(self, block: bytes) -> list[tuple[bytes, bytes]] | None:
+        """A block of indexed fields and literals without indexing whose strings are not
+        Huffman-coded, decoded here; None for anything else (a field that changes the table,
+        a size update, a Huffman string, a bad index or a truncated block), which hpack then
+        decodes or rejects. This is what `LiteralEncoder` sends: each request to a
+        deployment carries its own invocation id, so it is never a block seen before."""
+        static, dynamic = _STATIC_TABLE, self._table.dynamic_entries
+        headers: list[tuple[bytes, bytes]] = []
+        size, limit = 0, self.decoder.max_header_list_size
+        pos, end = 0, len(block)
+        while pos < end:
+            first = block[pos]
+            if first & 0x80:  # indexed field (RFC 7541 §6.1)
+                index, pos = _plain_int(block, pos, 0x7F)
+                if index <= 0:
+                    return None
+                if index <= _STATIC_LENGTH:
+                    field = static[index - 1]
+                elif index - _STATIC_LENGTH <= len(dynamic):
+                    field = dynamic[index - _STATIC_LENGTH - 1]
+                else:
+                    return None
+            elif first & 0xE0 == 0:  # literal without indexing or never indexed (§6.2.2, §6.2.3)
+                index, pos = _plain_int(block, pos, 0x0F)
+                if index < 0:
+                    return None
+                if index == 0:
+                    if pos >= end or block[pos] & 0x80:
+                        return None
+                    length, pos = _plain_int(block, pos, 0x7F)
+                    if length < 0 or pos + length > end:
+                        return None
+                    name = block[pos:pos + length]
+                    pos += length
+                elif index <= _STATIC_LENGTH:
+                    name = static[index - 1][0]
+                elif index - _STATIC_LENGTH <= len(dynamic):
+                    name = dynamic[index - _STATIC_LENGTH - 1][0]
+                else:
+                    return None
+                if pos >= end or block[pos] & 0x80:
+                    return None
+                length, pos = _plain_int(block, pos, 0x7F)
+                if length < 0 or pos + length > end:
+                    return None
+                field = (name, block[pos:pos + length])
+                pos += length
+            else:
+                return None
+            size += len(field[0]) + len(field[1]) + 32
+            if size > limit:
+                return None  # hpack raises the right error
+            headers.append(field)
+        return headers
+
+
+_STATIC_TABLE = hpack.table.HeaderTable.STATIC_TABLE
+_STATIC_LENGTH = len(_STATIC_TABLE)
+
+
+def _plain_int(block: bytes, pos: int, mask: int) -> tuple[int, int]:
+    """An HPACK integer at `pos` with a prefix of `mask`'s bits (RFC 7541 §5.1): (value,
+    position after it), or (-1, pos) when truncated or longer than any sane value."""
+    value = block[pos] & mask
+    pos += 1
+    if value < mask:
+        return value, pos
+    shift = 0
+    end = len(block)
+    while pos < end and shift <= 28:
+        byte = block[pos]
+        pos += 1
+        value += (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+    return -1, pos
 
 
 def strip_padding(payload: bytes, what: str) -> bytes:
