@@ -311,6 +311,11 @@ class RestateServer(AdminServer):
         self.node_name = node_name or "node-" + os.urandom(4).hex()
         self.fabric_port: int | None = None
 
+    def _tmp_dir(self) -> Path:
+        path = Path(self.data_dir) / "tmp"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     @property
     def fabric_url(self) -> str:
         return f"http://{self.host}:{self.fabric_port}/"
@@ -341,6 +346,9 @@ class RestateServer(AdminServer):
                 "RESTATE_SHUTDOWN_TIMEOUT": "10s",
                 "RUST_BACKTRACE": "1",
                 "DO_NOT_TRACK": "1",
+                # Its invoker makes a directory per start under the temp dir (invoker-<id>)
+                # and leaves it behind: keep those inside this server's own data dir.
+                "TMPDIR": str(self._tmp_dir()),
             }
         )
         env.update(self.extra_env)
