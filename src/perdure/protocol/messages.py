@@ -195,10 +195,12 @@ V7_ONLY = frozenset({MessageType.AWAITING_ON, MessageType.PROPOSE_RUN_COMPLETION
 
 def message_class(message_type: int, version: int = MAX_PROTOCOL_VERSION) -> type[Message]:
     """The protobuf class for a type id. Raises ValueError for an unknown id."""
-    t = MessageType(message_type)
-    if t == MessageType.SUSPENSION and version < ProtocolVersion.V7:
+    cls = _CLASSES.get(message_type)  # an IntEnum key hashes as its int: no enum lookup per frame
+    if cls is None:
+        raise ValueError(f"{message_type!r} is not a valid MessageType")
+    if message_type == MessageType.SUSPENSION and version < ProtocolVersion.V7:
         return pb.SuspensionMessageV6
-    return _CLASSES[t]
+    return cls
 
 
 def message_type_of(message: Message) -> MessageType:
