@@ -296,3 +296,14 @@ def test_invalid_deployment_ids_raise_invalid_id(text: str, fragment: str):
 def test_resource_id_without_prefix_separator_is_invalid():
     with pytest.raises(InvalidId, match="<prefix>_1"):
         ResourceId.parse("nounderscore")
+
+
+def test_partition_keys_of_short_and_long_keys_agree_and_only_short_ones_are_remembered():
+    from perdure.protocol import ids
+    from perdure.protocol.xxh3 import xxh3_64
+
+    short, long = "user-42", "k" * 10_000
+    before = ids._remembered_partition_key.cache_info().currsize
+    for key in (short, long, short, long):
+        assert ids.partition_key_for_key(key) == xxh3_64(key.encode("utf-8") + b"\xff")
+    assert ids._remembered_partition_key.cache_info().currsize <= before + 1

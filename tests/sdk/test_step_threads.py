@@ -13,7 +13,6 @@ import pytest
 
 from perdure.sdk import step_threads
 from perdure.sdk.step_threads import _Pool, run_in_thread
-
 from tests.support.paths import REPO_ROOT, venv_python
 
 

@@ -139,6 +139,18 @@ def partition_key_for_key(key: str) -> int:
     hasher for a `str`. It equals Restate's own choice (checked against the golden captures),
     so deterministic ids match the server's byte for byte.
     """
+    if len(key) <= _REMEMBERED_KEY_LENGTH:
+        return _remembered_partition_key(key)
+    return xxh3_64(key.encode("utf-8") + b"\xff")
+
+
+# Keys recur (a virtual object's, a workflow's) and xxh3 here is pure Python: short ones are
+# remembered; long ones are not, so the cache stays small whatever the keys.
+_REMEMBERED_KEY_LENGTH = 256
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered_partition_key(key: str) -> int:
     return xxh3_64(key.encode("utf-8") + b"\xff")
 
 

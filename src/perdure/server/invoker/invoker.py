@@ -18,6 +18,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -554,7 +555,7 @@ class Invoker:
         if trace is not None:
             headers.extend(trace.headers())
         if row.service_ty != "service":
-            headers.append(("x-restate-service-key", quote(row.key, safe="")))
+            headers.append(("x-restate-service-key", _quoted_key(row.key)))
         headers.extend(dep.additional_headers.items())
         path = f"/invoke/{row.service}/{row.handler}"
         if self.signer is not None:
@@ -687,3 +688,14 @@ def _restate_code(e: AttemptError) -> str:
     if e.kind == AttemptFailure.RATE_LIMITED:
         return "RT0023"
     return ""
+
+
+def _quoted_key(key: str) -> str:
+    # A virtual object's keys recur, and quote is pure Python (~9 calls a key): short keys
+    # are remembered, long ones quoted each time so the cache stays small.
+    return _remembered_quote(key) if len(key) <= 256 else quote(key, safe="")
+
+
+@lru_cache(maxsize=4096)
+def _remembered_quote(key: str) -> str:
+    return quote(key, safe="")
