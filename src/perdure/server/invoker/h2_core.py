@@ -255,9 +255,7 @@ class HeaderBlockDecoder:
             return headers
         headers = self._decode_plain(block)
         if headers is not None:  # it left the table alone: remembered like any such block
-            if len(known) >= _BLOCKS_REMEMBERED:
-                known.clear()
-            known[block] = headers
+            self._remember(block, headers)
             return headers
         table = self._table
         entries = table.dynamic_entries
@@ -275,11 +273,14 @@ class HeaderBlockDecoder:
                 or table.maxsize != before[2]):
             known.clear()
         else:
-            if len(known) >= _BLOCKS_REMEMBERED:
-                known.clear()
-            known[block] = headers
+            self._remember(block, headers)
         return headers
 
+    def _remember(self, block: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        known = self._known
+        if len(known) >= _BLOCKS_REMEMBERED:
+            known.clear()
+        known[block] = headers
 
     def _decode_plain(self, block: bytes) -> list[tuple[bytes, bytes]] | None:
         """A block of indexed fields and literals without indexing whose strings are not
@@ -287,7 +288,7 @@ class HeaderBlockDecoder:
         a size update, a Huffman string, a bad index or a truncated block), which hpack then
         decodes or rejects. This is what `LiteralEncoder` sends: each request to a
         deployment carries its own invocation id, so it is never a block seen before."""
-        static, dynamic = _STATIC_TABLE, self._table.dynamic_entries
+        dynamic = self._table.dynamic_entries
         headers: list[tuple[bytes, bytes]] = []
         size, limit = 0, self.decoder.max_header_list_size
         pos, end = 0, len(block)
@@ -295,40 +296,21 @@ class HeaderBlockDecoder:
             first = block[pos]
             if first & 0x80:  # indexed field (RFC 7541 §6.1)
                 index, pos = _plain_int(block, pos, 0x7F)
-                if index <= 0:
-                    return None
-                if index <= _STATIC_LENGTH:
-                    field = static[index - 1]
-                elif index - _STATIC_LENGTH <= len(dynamic):
-                    field = dynamic[index - _STATIC_LENGTH - 1]
-                else:
-                    return None
+                field = _table_entry(index, dynamic)
             elif first & 0xE0 == 0:  # literal without indexing or never indexed (§6.2.2, §6.2.3)
                 index, pos = _plain_int(block, pos, 0x0F)
-                if index < 0:
-                    return None
                 if index == 0:
-                    if pos >= end or block[pos] & 0x80:
-                        return None
-                    length, pos = _plain_int(block, pos, 0x7F)
-                    if length < 0 or pos + length > end:
-                        return None
-                    name = block[pos:pos + length]
-                    pos += length
-                elif index <= _STATIC_LENGTH:
-                    name = static[index - 1][0]
-                elif index - _STATIC_LENGTH <= len(dynamic):
-                    name = dynamic[index - _STATIC_LENGTH - 1][0]
+                    name, pos = _plain_string(block, pos)
                 else:
+                    entry = _table_entry(index, dynamic)
+                    name = None if entry is None else entry[0]
+                if name is None:
                     return None
-                if pos >= end or block[pos] & 0x80:
-                    return None
-                length, pos = _plain_int(block, pos, 0x7F)
-                if length < 0 or pos + length > end:
-                    return None
-                field = (name, block[pos:pos + length])
-                pos += length
+                value, pos = _plain_string(block, pos)
+                field = None if value is None else (name, value)
             else:
+                return None
+            if field is None:
                 return None
             size += len(field[0]) + len(field[1]) + 32
             if size > limit:
@@ -339,6 +321,26 @@ class HeaderBlockDecoder:
 
 _STATIC_TABLE = hpack.table.HeaderTable.STATIC_TABLE
 _STATIC_LENGTH = len(_STATIC_TABLE)
+
+
+def _table_entry(index: int, dynamic) -> tuple[bytes, bytes] | None:
+    """Static or dynamic table entry `index` (1-based, RFC 7541 §2.3.3); None if there is none."""
+    if 0 < index <= _STATIC_LENGTH:
+        return _STATIC_TABLE[index - 1]
+    if _STATIC_LENGTH < index <= _STATIC_LENGTH + len(dynamic):
+        return dynamic[index - _STATIC_LENGTH - 1]
+    return None
+
+
+def _plain_string(block: bytes, pos: int) -> tuple[bytes | None, int]:
+    """A string literal without Huffman coding at `pos` (RFC 7541 §5.2): (its bytes, position
+    after it), or (None, pos) for a Huffman string or a truncated one."""
+    if pos >= len(block) or block[pos] & 0x80:
+        return None, pos
+    length, pos = _plain_int(block, pos, 0x7F)
+    if length < 0 or pos + length > len(block):
+        return None, pos
+    return block[pos:pos + length], pos + length
 
 
 def _plain_int(block: bytes, pos: int, mask: int) -> tuple[int, int]:
