@@ -244,6 +244,24 @@ def test_call_creates_the_callee_and_delivers_its_result_to_the_caller(h):
     assert pb.CallCompletionNotificationMessage.FromString(last.raw).value.content == b'"Hello Bob!"'
 
 
+def test_callee_ids_are_deterministic_and_sort_by_the_time_of_the_call():
+    from perdure.server.partition.state_machine import callee_invocation_id
+    from perdure.server.partition.store import ordered_key
+
+    caller = InvocationId.generate().to_bytes()
+
+    def callee(index: int, at_ms: int) -> InvocationId:
+        return callee_invocation_id(caller, index, "", "", "Greeter", "greet", "service", "", at_ms)
+
+    assert callee(3, 1_763_729_929_107) == callee(3, 1_763_729_929_107)  # re-applied: the same callee
+    assert callee(3, 1_763_729_929_107) != callee(4, 1_763_729_929_107)
+    assert callee(3, 1_763_729_929_107).uuid >> 80 == 1_763_729_929_107
+    # Calls made later get keys after those made earlier, whatever their hash: the store's
+    # journal and timer rows of new callees go to the right edge of the B-trees.
+    keys = [ordered_key(callee(i, 1_763_729_929_107 + ms).to_bytes()) for ms in range(5) for i in range(20)]
+    assert [k[:6] for k in keys] == sorted(k[:6] for k in keys)
+
+
 def test_idempotent_duplicate_of_a_completed_invocation_answers_with_the_stored_result(h):
     iid = InvocationId.for_idempotent_request("Greeter", None, "greet", "k1")
     _, r = h.invoke(iid=iid, idem="k1")

@@ -298,10 +298,13 @@ def _update_invocation_sql(changed: tuple[int, ...]) -> str:
 
 _SELECT_INVOCATION = f"SELECT {', '.join(_INVOCATION_COLUMNS)} FROM invocation"
 # Invocation rows kept in memory (as value tuples) between reads; see get_invocation.
-ROW_CACHE_SIZE = 1024
+ROW_CACHE_SIZE = 8192
 # Virtual-object keys whose lock holder, or empty inbox, is kept in memory; the cache starts
 # over when full (a miss costs one SELECT).
 KEY_CACHE_SIZE = 65536
+# Journals made only of their input entry kept in memory for the attempt that starts next (a
+# VO's inbox can hold invocations a while; past this many the oldest are read back instead).
+INPUT_CACHE_SIZE = 4096
 _MISSING = object()
 
 
@@ -367,6 +370,9 @@ class Store:
         self._locks: dict[tuple[str, str], bytes | None] = {}
         self._inbox_empty: set[tuple[str, str]] = set()
         self._listened: set[bytes] | None = None  # targets with a listener; None: not loaded
+        # The journal of an invocation whose only entry is its input, as appended (see
+        # journal): its first attempt starts right after, and reads nothing else.
+        self._inputs: dict[bytes, JournalRow] = {}
         self.forgotten_since_reclaim = 0  # invocations deleted since the last reclaim_space
         self._commits = 0
         self._checkpointer = _Checkpointer(self.path, lambda: self._commits)
@@ -427,6 +433,7 @@ class Store:
 
     def _forget_cached_tables(self) -> None:
         self._locks.clear()
+        self._inputs.clear()
         self._inbox_empty.clear()
         self._listened = None
 
@@ -537,6 +544,7 @@ class Store:
         self._dirty.pop(invocation_id, None)
         self._clean.pop(invocation_id, None)
         self._rows.pop(invocation_id, None)
+        self._inputs.pop(invocation_id, None)
         self._db.execute("DELETE FROM invocation WHERE id=?", (invocation_id,))
         self.forgotten_since_reclaim += 1
         self._db.execute("DELETE FROM journal WHERE invocation_id=?", (ordered_key(invocation_id),))
@@ -575,8 +583,18 @@ class Store:
             (ordered_key(invocation_id), idx, entry_type, completion_id, signal_idx, signal_name, int(failed), raw,
              appended_at, callee),
         )
+        inputs = self._inputs
+        if idx == 0:
+            if len(inputs) >= INPUT_CACHE_SIZE:
+                del inputs[next(iter(inputs))]
+            inputs[invocation_id] = JournalRow(0, entry_type, completion_id, signal_idx, signal_name, failed, raw)
+        elif inputs:
+            inputs.pop(invocation_id, None)
 
     def journal(self, invocation_id: bytes) -> list[JournalRow]:
+        only_input = self._inputs.get(invocation_id)
+        if only_input is not None:
+            return [only_input]
         rows = self._db.execute(
             "SELECT idx, entry_type, completion_id, signal_idx, signal_name, failed, raw "
             "FROM journal WHERE invocation_id=? ORDER BY idx",
@@ -612,6 +630,7 @@ class Store:
         return completions, signals, named
 
     def delete_journal(self, invocation_id: bytes) -> None:
+        self._inputs.pop(invocation_id, None)
         self._db.execute("DELETE FROM journal WHERE invocation_id=?", (ordered_key(invocation_id),))
         self._db.execute("DELETE FROM journal_event WHERE invocation_id=?", (invocation_id,))
 
