@@ -660,7 +660,7 @@ class WriteLog(Transport):
 
 
 async def test_a_quick_step_sends_its_command_and_its_result_in_one_write(monkeypatch) -> None:
-    # "Quick" is relative to RUN_ANNOUNCE_AFTER_S (2 ms): on a loaded machine even a trivial
+    # "Quick" is relative to RUN_ANNOUNCE_AFTER_S (50 ms): on a loaded machine even a trivial
     # closure's hop to a thread can take longer, so the grace is made long here.
     monkeypatch.setattr(invocation, "RUN_ANNOUNCE_AFTER_S", 60.0)
 
