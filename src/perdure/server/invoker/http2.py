@@ -234,6 +234,13 @@ class H2Stream:
         connection._send_frames(self.stream_id, memoryview(data).cast("B"), 0)
         return True
 
+    def write_queued(self) -> None:
+        """Write the connection's queued frames now rather than at the end of this loop step
+        (see H2Connection._flush); nothing when they already left."""
+        connection = self._connection
+        if connection._flush_scheduled:
+            connection._flush_now()
+
     async def end(self) -> None:
         """Finish the request body (END_STREAM); the response can still be read."""
         if self._local_ended or not self._may_send():

@@ -217,6 +217,17 @@ class Invoker:
             if len(self._to_flush) == 1:
                 asyncio.get_running_loop().call_soon(self._flush_outboxes)
 
+    def write_now(self) -> None:
+        """Put everything sent to attempts so far on the wire now, not at the end of this loop
+        turn: the leader calls it before its store commit. One write per connection still
+        carries all of its streams' frames."""
+        if not self._to_flush:
+            return
+        streams = [a.stream for a in self._to_flush if a.stream is not None]
+        self._flush_outboxes()
+        for stream in streams:
+            stream.write_queued()
+
     def _flush_outboxes(self) -> None:
         """Write each waiting outbox straight onto its stream when the stream's window takes
         it; an attempt whose stream cannot take it now gets a writer task that waits."""

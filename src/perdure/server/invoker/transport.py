@@ -87,6 +87,10 @@ class InvocationStream(abc.ABC):
         sent) otherwise, and the caller uses `send`."""
         return False
 
+    def write_queued(self) -> None:
+        """Hand what `send_nowait` queued to the socket now. HTTP/2 otherwise writes a loop
+        step's frames of all streams together at its end."""
+
     @abc.abstractmethod
     async def end(self) -> None:
         """Close the request body. HTTP/1.1 performs the request here. Idempotent."""
@@ -142,6 +146,9 @@ class _H2InvocationStream(InvocationStream):
 
     def send_nowait(self, data: bytes) -> bool:
         return self._stream.send_nowait(data)
+
+    def write_queued(self) -> None:
+        self._stream.write_queued()
 
     async def end(self) -> None:
         try:

@@ -65,6 +65,7 @@ class AttemptRunner(Protocol):
     def send(self, invocation_id: bytes, attempt: int, frame: bytes) -> None: ...
     def abort(self, invocation_id: bytes) -> None: ...
     def in_flight(self, invocation_id: bytes) -> bool: ...
+    def write_now(self) -> None: ...
 
 
 class Leader:
@@ -221,6 +222,7 @@ class Leader:
         if lsns is None:
             lsns = await self.log.append_batch(payloads)
         sm = self.state_machine
+        sent = False
         while True:
             results: list[ApplyResult] = []
             try:
@@ -228,6 +230,9 @@ class Leader:
                     for (record, _), lsn in zip(batch, lsns, strict=True):
                         results.append(sm.apply(lsn, record))
                     self.store.set_applied_lsn(lsns[-1])
+                    if not sent:  # not again when a full disk makes the batch apply again
+                        sent = True
+                        self._send_to_attempts(results)
                 break
             except sqlite3.OperationalError as e:
                 if getattr(e, "sqlite_errorcode", None) != sqlite3.SQLITE_FULL:
@@ -250,9 +255,24 @@ class Leader:
                 self._trimmer = asyncio.get_running_loop().create_task(self._trim_log(durable))
         for (_, fut), result in zip(batch, results, strict=True):
             for effect in result.effects:
-                self._carry_out(effect)
+                if type(effect) is not SendToAttempt:
+                    self._carry_out(effect)
             if fut is not None and not fut.done():
                 fut.set_result(result)
+
+    def _send_to_attempts(self, results: list[ApplyResult]) -> None:
+        """Write what the batch sends to running attempts (completions, acks) now, before the
+        store commits: the records are durable in the log, which is what an attempt may be
+        told of, and the store is rebuilt from the log after a crash. The deployment then works
+        on its next step while this node commits and carries out the other effects (at c=1,
+        ~0.1 ms of a ~1 ms `run` step)."""
+        invoker = self.invoker
+        assert invoker is not None
+        for result in results:
+            for effect in result.effects:
+                if type(effect) is SendToAttempt:
+                    invoker.send(effect.invocation_id, effect.attempt, effect.frame)
+        invoker.write_now()
 
     async def _trim_log(self, durable_lsn: int) -> None:
         """Delete the log segments wholly at or below `durable_lsn`, which the store holds
@@ -283,9 +303,7 @@ class Leader:
     def _carry_out(self, effect: Effect) -> None:
         invoker = self.invoker
         assert invoker is not None
-        if isinstance(effect, SendToAttempt):
-            invoker.send(effect.invocation_id, effect.attempt, effect.frame)
-        elif isinstance(effect, StartAttempt):
+        if isinstance(effect, StartAttempt):
             invoker.start(effect.invocation_id)
         elif isinstance(effect, Respond):
             if self.on_completed is not None and not effect.stored:
