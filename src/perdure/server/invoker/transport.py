@@ -89,7 +89,9 @@ class InvocationStream(abc.ABC):
 
     def write_queued(self) -> None:
         """Hand what `send_nowait` queued to the socket now. HTTP/2 otherwise writes a loop
-        step's frames of all streams together at its end."""
+        step's frames of all streams together at its end; a transport that queues nothing
+        has nothing to do."""
+        return None
 
     @abc.abstractmethod
     async def end(self) -> None:
