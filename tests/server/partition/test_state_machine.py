@@ -19,7 +19,7 @@ from perdure.server.partition.effects import (
     StartAttempt,
 )
 from perdure.server.partition.generated import records_pb2 as rec
-from tests.server.partition.harness import Harness
+from tests.server.partition.harness import Harness, frames_to
 
 
 def kinds(result):
@@ -242,6 +242,28 @@ def test_call_creates_the_callee_and_delivers_its_result_to_the_caller(h):
     last = h.store.journal(caller)[-1]
     assert last.entry_type == T.CALL_COMPLETION
     assert pb.CallCompletionNotificationMessage.FromString(last.raw).value.content == b'"Hello Bob!"'
+
+
+def test_a_burst_of_calls_in_one_record_journals_and_starts_each_as_separate_records_would(h):
+    caller, _ = h.invoke()
+    calls = [pb.CallCommandMessage(service_name="Greeter", handler_name="greet", parameter=b'"%d"' % i,
+                                   invocation_id_notification_idx=2 * i + 1, result_completion_id=2 * i + 2)
+             for i in range(3)]
+    cmds = [rec.JournalCommand(message_type=T.CALL_COMMAND, payload=c.SerializeToString(),
+                               target_service_type="service") for c in calls]
+    ack = rec.JournalCommand(message_type=T.RUN_COMMAND, requested_ack=True,
+                             payload=pb.RunCommandMessage(result_completion_id=7).SerializeToString())
+    r = h.effect(caller, command=cmds[0], more_commands=[*cmds[1:], ack])
+    callees = [e.invocation_id for e in r.effects if isinstance(e, StartAttempt)]
+    assert len(set(callees)) == 3
+    journal = h.store.journal(caller)
+    assert [e.entry_type for e in journal] == [T.INPUT_COMMAND] + [
+        T.CALL_COMMAND, T.CALL_INVOCATION_ID_COMPLETION] * 3 + [T.RUN_COMMAND]
+    assert [h.store.journal(c)[0].raw for c in callees] == [
+        pb.InputCommandMessage(value=pb.Value(content=b'"%d"' % i)).SerializeToString() for i in range(3)]
+    (frame,) = frames_to(r, caller)[-1:]
+    assert frame.type == T.COMMAND_ACK
+    assert pb.CommandAckMessage.FromString(frame.payload).command_index == 4  # the fifth command
 
 
 def test_callee_ids_are_deterministic_and_sort_by_the_time_of_the_call():

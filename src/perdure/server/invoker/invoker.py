@@ -358,6 +358,7 @@ class Invoker:
                 unannounced = server_header
                 announce = asyncio.get_running_loop().call_later(STARTED_RECORD_AFTER_S, announce_start)
             done = False
+            burst: list[rec.JournalCommand] = []
             while not done:
                 chunk = await stream.read()
                 a.last_activity = time.monotonic()
@@ -365,12 +366,18 @@ class Invoker:
                     break
                 frames = decoder.feed(chunk)
                 last = len(frames) - 1
-                for i, frame in enumerate(frames):
-                    # A command with the End right behind it is proposed as one record.
-                    then_end = i < last and frames[i + 1].type == T.END
-                    done = self._on_frame(a, row, frame, version, effect, server_header, then_end)
-                    if done:
-                        break
+                try:
+                    for i, frame in enumerate(frames):
+                        # A command with the End right behind it is proposed as one record.
+                        then_end = i < last and frames[i + 1].type == T.END
+                        done = self._on_frame(a, row, frame, version, effect, server_header, then_end, burst)
+                        if done:
+                            break
+                finally:
+                    # The commands of one read are one record; those before a frame that
+                    # fails the attempt are still journaled, ahead of the failure.
+                    if burst:
+                        self._propose_commands(effect, burst)
             if not done:
                 detail = " (a partial frame was pending)" if not decoder.at_frame_boundary() else ""
                 raise ProtocolError(
@@ -419,10 +426,12 @@ class Invoker:
             await stream.close()
 
     def _on_frame(self, a: Attempt, row, frame, version: int, effect, server_header,
-                  then_end: bool = False) -> bool:
+                  then_end: bool, burst: list[rec.JournalCommand]) -> bool:
         """Turn one frame from the deployment into a record. Returns True once the attempt
-        has ended (End, Suspension or Error). With `then_end` (a command followed by End in
-        the same read), the command's record also ends the attempt and True is returned."""
+        has ended (End, Suspension or Error). A command joins `burst`, the commands of this
+        read not proposed yet; any other frame proposes the burst first. With `then_end` (a
+        command followed by End in the same read), the burst's record also ends the attempt
+        and True is returned."""
         mtype = frame.type
         if 0x0400 <= mtype <= 0x7FFF:
             msg = decode_message(mtype, frame.payload, version)  # reject garbage before storing it
@@ -433,20 +442,19 @@ class Invoker:
             cmd = rec.JournalCommand(message_type=mtype, payload=frame.payload, requested_ack=frame.requested_ack)
             if mtype in (T.CALL_COMMAND, T.ONE_WAY_CALL_COMMAND):
                 self._resolve_call_target(msg, cmd)
+            burst.append(cmd)
             if then_end:
                 a.request_open = False
                 self._forget(a)
                 if a.trace is not None:
                     a.trace.outcome("end")
-                self.leader.propose(effect(command=cmd, then_end=True), wait=False)
+                self._propose_commands(effect, burst, then_end=True)
                 return True
-            # A run or state command starts nothing and nobody waits for it unless an ack was
-            # asked: it shares the next record's commit (Leader.propose, lazy).
-            self.leader.propose(effect(command=cmd), wait=False,
-                                lazy=mtype in _LAZY_COMMANDS and not frame.requested_ack)
             return False
         if mtype not in _ALLOWED_FROM_SDK:
             raise ProtocolError(f"unexpected message type 0x{mtype:04x} from the deployment")
+        if burst:
+            self._propose_commands(effect, burst)
         if mtype == T.PROPOSE_RUN_COMPLETION:
             msg = decode_message(mtype, frame.payload, version)
             ack = frame.requested_ack and version >= ProtocolVersion.V7
@@ -489,6 +497,15 @@ class Invoker:
                 a.trace.failed("handler_error", f"[{err.code}] {err.message}")
             self.leader.propose(effect(failed=failed), wait=False)
         return True
+
+    def _propose_commands(self, effect, burst: list[rec.JournalCommand], *, then_end: bool = False) -> None:
+        """Propose the commands in `burst` as one record, in order, and empty it. Run and
+        state commands start nothing and nobody waits for them unless an ack was asked: a
+        record of only those shares the next record's commit (Leader.propose, lazy)."""
+        lazy = not then_end and all(c.message_type in _LAZY_COMMANDS and not c.requested_ack for c in burst)
+        record = effect(command=burst[0], more_commands=burst[1:], then_end=then_end)
+        burst.clear()
+        self.leader.propose(record, wait=False, lazy=lazy)
 
     def _resolve_call_target(self, msg, cmd: rec.JournalCommand) -> None:
         svc = self.schema.service(msg.service_name)

@@ -296,6 +296,12 @@ class StateMachine:
         kind = eff.WhichOneof("kind")
         if kind == "command":
             self._apply_command(row, eff.command, ts, result)
+            for cmd in eff.more_commands:
+                # What a record of its own would check: a command may have ended the attempt
+                # (a handler that kills itself).
+                if row.status != INVOKED or row.attempt != eff.attempt:
+                    break
+                self._apply_command(row, cmd, ts, result)
             if eff.then_end and row.status == INVOKED:
                 self.complete(row, ts, result)
         elif kind == "run_proposal":
