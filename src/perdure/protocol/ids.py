@@ -13,6 +13,7 @@ import binascii
 import enum
 import functools
 import hashlib
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -149,6 +150,9 @@ def partition_key_for_key(key: str) -> int:
 _REMEMBERED_KEY_LENGTH = 256
 
 
+_LOW_80 = (1 << 80) - 1
+
+
 @functools.lru_cache(maxsize=4096)
 def _remembered_partition_key(key: str) -> int:
     return xxh3_64(key.encode("utf-8") + b"\xff")
@@ -223,9 +227,13 @@ class InvocationId:
         cls, partition_key: int | None = None, *, timestamp_ms: int | None = None
     ) -> InvocationId:
         """A fresh id: a ULID uuid, on the given partition or on a random one."""
+        if timestamp_ms is not None:
+            return cls(secrets.randbits(64) if partition_key is None else partition_key, new_ulid(timestamp_ms))
+        # The ingress makes one per request: one read of the OS's randomness for both parts.
+        noise = int.from_bytes(os.urandom(18), "big")
         if partition_key is None:
-            partition_key = secrets.randbits(64)
-        return cls(partition_key, new_ulid(timestamp_ms))
+            partition_key = noise >> 80
+        return cls(partition_key, ((time.time_ns() // 1_000_000) << 80) | (noise & _LOW_80))
 
     @classmethod
     def for_workflow(cls, service: str, key: str, *, scope: str | None = None) -> InvocationId:
