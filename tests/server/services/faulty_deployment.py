@@ -17,6 +17,7 @@ import os
 
 from perdure.protocol import FrameDecoder, encode_message
 from perdure.protocol.messages import MessageType, pb
+from tests.server.services import read_body
 
 MANIFEST = {
     "protocolMode": "REQUEST_RESPONSE",
@@ -56,12 +57,7 @@ async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
         return
-    request = b""
-    while True:
-        event = await receive()
-        request += event.get("body", b"")
-        if not event.get("more_body"):
-            break
+    request = await read_body(receive)
     ct = dict(scope["headers"])[b"content-type"]
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", ct)]})
     if path.endswith("/oversized"):

@@ -16,6 +16,7 @@ import json
 
 from perdure.protocol import FrameDecoder, encode_message
 from perdure.protocol.messages import MessageType, ProtocolVersion, parse_content_type, pb
+from tests.server.services import read_body
 
 MANIFEST = {
     "protocolMode": "REQUEST_RESPONSE",
@@ -80,12 +81,7 @@ async def app(scope, receive, send):
                     "headers": [(b"content-type", b"application/vnd.restate.endpointmanifest.v3+json")]})
         await send({"type": "http.response.body", "body": json.dumps(MANIFEST).encode()})
         return
-    request = b""
-    while True:
-        event = await receive()
-        request += event.get("body", b"")
-        if not event.get("more_body"):
-            break
+    request = await read_body(receive)
     ct = dict(scope["headers"])[b"content-type"]
     assert parse_content_type(ct.decode()) in (ProtocolVersion.V5, ProtocolVersion.V6)
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", ct)]})
