@@ -1,6 +1,6 @@
 """Commands a deployment sends together are journaled as one log record: the commands of one
 read become one `InvokerEffect` (its `command`, then `more_commands` in order), and the End
-behind them rides on it too. A frame that fails the attempt in the middle of a burst does not
+or the run proposal (a step's result) right behind them rides on it too. A frame that fails the attempt in the middle of a burst does not
 lose the commands before it: they are journaled, then the failure.
 
 The deployment is `tests.server.services.burst_deployment`, written against the wire format so
@@ -44,7 +44,8 @@ def _shape(r: rec.Record) -> tuple:
     what = e.WhichOneof("kind")
     if what != "command":
         return (what,)
-    return ("commands", [c.message_type for c in [e.command, *e.more_commands]], e.then_end)
+    shape = ("commands", [c.message_type for c in [e.command, *e.more_commands]], e.then_end)
+    return shape + ("then_run",) if e.HasField("then_run") else shape
 
 
 def _state(server, key: str) -> dict[str, str]:
@@ -85,4 +86,20 @@ def test_commands_before_a_bad_frame_are_journaled_ahead_of_the_failure(perdure_
     T = MessageType
     assert shapes[:3] == [("invoke",), ("commands", [T.SET_STATE_COMMAND, T.SET_STATE_COMMAND], False),
                           ("failed",)], shapes
+    assert shapes[-1] == ("commands", [T.OUTPUT_COMMAND], True), shapes
+
+
+def test_a_step_and_its_result_in_one_read_are_one_record(perdure_server, start_service):
+    svc = start_service(SERVICE, http2=False)
+    perdure_server.register(svc.url, use_http_11=True)
+    # The second attempt answers "ok" only if the first one's step and its result were
+    # journaled, in that order, with the step's value.
+    r = post(perdure_server, "/Burst/k3/step")
+    assert r.status == 200 and r.json() == "ok", r.text
+    iid = r.headers["x-restate-id"]
+    perdure_server.stop()
+
+    shapes = [_shape(x) for x in _records_of(perdure_server.data_dir, iid)]
+    T = MessageType
+    assert shapes[:3] == [("invoke",), ("commands", [T.RUN_COMMAND], False, "then_run"), ("suspended",)], shapes
     assert shapes[-1] == ("commands", [T.OUTPUT_COMMAND], True), shapes

@@ -50,6 +50,18 @@ def test_run_proposal_appends_a_completion_and_sends_it_to_the_live_attempt(h):
     assert [e.entry_type for e in h.store.journal(iid)] == [T.INPUT_COMMAND, T.RUN_COMMAND, T.RUN_COMPLETION]
 
 
+def test_a_step_and_its_result_in_one_record_journal_both_and_send_the_completion(h):
+    iid, _ = h.invoke()
+    run = rec.JournalCommand(message_type=T.RUN_COMMAND,
+                             payload=pb.RunCommandMessage(result_completion_id=1, name="step").SerializeToString())
+    proposal = pb.ProposeRunCompletionMessage(result_completion_id=1, value=b"11")
+    r = h.effect(iid, command=run, then_run=rec.RunProposal(completion_id=1, payload=proposal.SerializeToString()))
+    assert [e.entry_type for e in h.store.journal(iid)] == [T.INPUT_COMMAND, T.RUN_COMMAND, T.RUN_COMPLETION]
+    (frame,) = frames_to(r, iid)
+    assert frame.type == T.RUN_COMPLETION
+    assert pb.RunCompletionNotificationMessage.FromString(frame.payload).value.content == b"11"
+
+
 def test_v7_run_proposal_with_ack_flag_sends_an_ack_but_stores_the_full_completion(h):
     iid, _ = h.invoke()
     h.command(iid, pb.RunCommandMessage(result_completion_id=1, name="step"))

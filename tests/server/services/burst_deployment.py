@@ -8,6 +8,11 @@ journals a burst (tests/server/test_command_burst.py).
 of an unknown command type, all in one body; a later attempt replays nothing (the server
 already journaled what it accepted) and answers Output("ok"), End, after checking that the
 server started it with the two state commands in its journal and their values in its state.
+
+`Burst/{key}/step` answers its first attempt with a step's RunCommand and its result
+(ProposeRunCompletion) in one body, then suspends on the step's completion; the next attempt
+answers Output("ok"), End if its journal holds the command and the completion with the
+step's value, in that order.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ MANIFEST = {
     "minProtocolVersion": 5,
     "maxProtocolVersion": 5,
     "services": [{"name": "Burst", "ty": "VIRTUAL_OBJECT",
-                  "handlers": [{"name": "all"}, {"name": "bad"}]}],
+                  "handlers": [{"name": "all"}, {"name": "bad"}, {"name": "step"}]}],
 }
 UNKNOWN_COMMAND = b"\x7a\xbc\x00\x00\x00\x00\x00\x02" + b"\x08\x01"  # type 0x7abc, in the command range
 
@@ -53,6 +58,18 @@ async def app(scope, receive, send):
     start = pb.StartMessage.FromString(frames[0].payload)
     if path.endswith("/all"):
         body = _set(b"a", b"1") + _set(b"b", b"2") + _done(b'"ok"')
+    elif path.endswith("/step"):
+        replayed = frames[1:]
+        if start.known_entries == 1:
+            body = (encode_message(pb.RunCommandMessage(result_completion_id=1, name="one"))
+                    + encode_message(pb.ProposeRunCompletionMessage(result_completion_id=1, value=b"1"))
+                    + encode_message(pb.SuspensionMessageV6(waiting_completions=[1])))
+        else:
+            types = [f.type for f in replayed]
+            value = pb.RunCompletionNotificationMessage.FromString(replayed[-1].payload).value.content
+            ok = types == [MessageType.INPUT_COMMAND, MessageType.RUN_COMMAND, MessageType.RUN_COMPLETION] \
+                and value == b"1"
+            body = _done(b'"ok"' if ok else json.dumps(f"unexpected journal: {types}").encode())
     elif start.known_entries == 1:  # bad, first attempt: only the input is journaled
         body = _set(b"a", b"1") + _set(b"b", b"2") + UNKNOWN_COMMAND
     else:

@@ -453,14 +453,18 @@ class Invoker:
             return False
         if mtype not in _ALLOWED_FROM_SDK:
             raise ProtocolError(f"unexpected message type 0x{mtype:04x} from the deployment")
-        if burst:
-            self._propose_commands(effect, burst)
         if mtype == T.PROPOSE_RUN_COMPLETION:
             msg = decode_message(mtype, frame.payload, version)
             ack = frame.requested_ack and version >= ProtocolVersion.V7
-            self.leader.propose(effect(run_proposal=rec.RunProposal(
-                completion_id=msg.result_completion_id, payload=frame.payload, requested_ack=ack)), wait=False)
+            proposal = rec.RunProposal(completion_id=msg.result_completion_id, payload=frame.payload,
+                                       requested_ack=ack)
+            if burst:  # a step's RunCommand and its result in one read: one record
+                self._propose_commands(effect, burst, then_run=proposal)
+            else:
+                self.leader.propose(effect(run_proposal=proposal), wait=False)
             return False
+        if burst:
+            self._propose_commands(effect, burst)
         if mtype == T.AWAITING_ON:
             decode_message(mtype, frame.payload, version)
             return False
@@ -498,12 +502,15 @@ class Invoker:
             self.leader.propose(effect(failed=failed), wait=False)
         return True
 
-    def _propose_commands(self, effect, burst: list[rec.JournalCommand], *, then_end: bool = False) -> None:
-        """Propose the commands in `burst` as one record, in order, and empty it. Run and
-        state commands start nothing and nobody waits for them unless an ack was asked: a
-        record of only those shares the next record's commit (Leader.propose, lazy)."""
-        lazy = not then_end and all(c.message_type in _LAZY_COMMANDS and not c.requested_ack for c in burst)
-        record = effect(command=burst[0], more_commands=burst[1:], then_end=then_end)
+    def _propose_commands(self, effect, burst: list[rec.JournalCommand], *, then_end: bool = False,
+                          then_run: rec.RunProposal | None = None) -> None:
+        """Propose the commands in `burst` as one record, in order (with the run proposal or
+        the End that came right behind them), and empty it. Run and state commands start
+        nothing and nobody waits for them unless an ack was asked: a record of only those
+        shares the next record's commit (Leader.propose, lazy)."""
+        lazy = not then_end and then_run is None and all(
+            c.message_type in _LAZY_COMMANDS and not c.requested_ack for c in burst)
+        record = effect(command=burst[0], more_commands=burst[1:], then_end=then_end, then_run=then_run)
         burst.clear()
         self.leader.propose(record, wait=False, lazy=lazy)
 

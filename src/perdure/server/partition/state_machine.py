@@ -302,6 +302,8 @@ class StateMachine:
                 if row.status != INVOKED or row.attempt != eff.attempt:
                     break
                 self._apply_command(row, cmd, ts, result)
+            if eff.HasField("then_run") and row.status == INVOKED and row.attempt == eff.attempt:
+                self._apply_run_proposal(row, eff.then_run, ts, result)
             if eff.then_end and row.status == INVOKED:
                 self.complete(row, ts, result)
         elif kind == "run_proposal":

@@ -108,7 +108,7 @@ class RetryPolicy(_message.Message):
     def __init__(self, initial_interval_ms: _Optional[int] = ..., exponentiation_factor: _Optional[float] = ..., max_interval_ms: _Optional[int] = ..., max_attempts: _Optional[int] = ..., kill_on_max_attempts: _Optional[bool] = ...) -> None: ...
 
 class InvokerEffect(_message.Message):
-    __slots__ = ("invocation_id", "attempt", "pin_deployment_id", "pin_protocol_version", "attempt_server", "then_end", "more_commands", "command", "run_proposal", "suspended", "failed", "end", "started")
+    __slots__ = ("invocation_id", "attempt", "pin_deployment_id", "pin_protocol_version", "attempt_server", "then_end", "more_commands", "then_run", "command", "run_proposal", "suspended", "failed", "end", "started")
     INVOCATION_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     PIN_DEPLOYMENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +116,7 @@ class InvokerEffect(_message.Message):
     ATTEMPT_SERVER_FIELD_NUMBER: _ClassVar[int]
     THEN_END_FIELD_NUMBER: _ClassVar[int]
     MORE_COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    THEN_RUN_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     RUN_PROPOSAL_FIELD_NUMBER: _ClassVar[int]
     SUSPENDED_FIELD_NUMBER: _ClassVar[int]
@@ -129,13 +130,14 @@ class InvokerEffect(_message.Message):
     attempt_server: str
     then_end: bool
     more_commands: _containers.RepeatedCompositeFieldContainer[JournalCommand]
+    then_run: RunProposal
     command: JournalCommand
     run_proposal: RunProposal
     suspended: Suspended
     failed: AttemptFailed
     end: End
     started: AttemptStarted
-    def __init__(self, invocation_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., pin_deployment_id: _Optional[str] = ..., pin_protocol_version: _Optional[int] = ..., attempt_server: _Optional[str] = ..., then_end: _Optional[bool] = ..., more_commands: _Optional[_Iterable[_Union[JournalCommand, _Mapping]]] = ..., command: _Optional[_Union[JournalCommand, _Mapping]] = ..., run_proposal: _Optional[_Union[RunProposal, _Mapping]] = ..., suspended: _Optional[_Union[Suspended, _Mapping]] = ..., failed: _Optional[_Union[AttemptFailed, _Mapping]] = ..., end: _Optional[_Union[End, _Mapping]] = ..., started: _Optional[_Union[AttemptStarted, _Mapping]] = ...) -> None: ...
+    def __init__(self, invocation_id: _Optional[bytes] = ..., attempt: _Optional[int] = ..., pin_deployment_id: _Optional[str] = ..., pin_protocol_version: _Optional[int] = ..., attempt_server: _Optional[str] = ..., then_end: _Optional[bool] = ..., more_commands: _Optional[_Iterable[_Union[JournalCommand, _Mapping]]] = ..., then_run: _Optional[_Union[RunProposal, _Mapping]] = ..., command: _Optional[_Union[JournalCommand, _Mapping]] = ..., run_proposal: _Optional[_Union[RunProposal, _Mapping]] = ..., suspended: _Optional[_Union[Suspended, _Mapping]] = ..., failed: _Optional[_Union[AttemptFailed, _Mapping]] = ..., end: _Optional[_Union[End, _Mapping]] = ..., started: _Optional[_Union[AttemptStarted, _Mapping]] = ...) -> None: ...
 
 class JournalCommand(_message.Message):
     __slots__ = ("message_type", "payload", "requested_ack", "target_service_type", "target_handler_type", "target_completion_retention_ms", "target_journal_retention_ms", "target_retry_policy")
