@@ -54,35 +54,39 @@ def _state(server, key: str) -> dict[str, str]:
     return {r["key"]: r["value_utf8"] for r in rows}
 
 
-def test_a_burst_of_commands_and_its_end_is_one_record(perdure_server, start_service):
+def _call(server, start_service, path: str) -> str:
+    """Register the burst deployment, call `path`, expect "ok"; the invocation's id."""
     svc = start_service(SERVICE, http2=False)
-    perdure_server.register(svc.url, use_http_11=True)
-    r = post(perdure_server, "/Burst/k1/all")
+    server.register(svc.url, use_http_11=True)
+    r = post(server, path)
     assert r.status == 200 and r.json() == "ok", r.text
-    iid = r.headers["x-restate-id"]
+    return r.headers["x-restate-id"]
+
+
+def _shapes_after_stop(server, iid: str) -> list[tuple]:
+    server.stop()
+    return [_shape(x) for x in _records_of(server.data_dir, iid)]
+
+
+def test_a_burst_of_commands_and_its_end_is_one_record(perdure_server, start_service):
+    iid = _call(perdure_server, start_service, "/Burst/k1/all")
     assert _state(perdure_server, "k1") == {"a": "1", "b": "2"}
     journal = query(perdure_server, f"SELECT index, entry_type FROM sys_journal WHERE id = '{iid}'")
     assert len(journal) == 4, journal  # input, the two state commands, the output
-    perdure_server.stop()
 
-    shapes = [_shape(x) for x in _records_of(perdure_server.data_dir, iid)]
+    shapes = _shapes_after_stop(perdure_server, iid)
     T = MessageType
     assert shapes == [("invoke",),
                       ("commands", [T.SET_STATE_COMMAND, T.SET_STATE_COMMAND, T.OUTPUT_COMMAND], True)], shapes
 
 
 def test_commands_before_a_bad_frame_are_journaled_ahead_of_the_failure(perdure_server, start_service):
-    svc = start_service(SERVICE, http2=False)
-    perdure_server.register(svc.url, use_http_11=True)
     # The deployment's second attempt answers "ok" only if it was started with the two state
     # commands journaled and their values in the state it was sent.
-    r = post(perdure_server, "/Burst/k2/bad")
-    assert r.status == 200 and r.json() == "ok", r.text
-    iid = r.headers["x-restate-id"]
+    iid = _call(perdure_server, start_service, "/Burst/k2/bad")
     assert _state(perdure_server, "k2") == {"a": "1", "b": "2"}
-    perdure_server.stop()
 
-    shapes = [_shape(x) for x in _records_of(perdure_server.data_dir, iid)]
+    shapes = _shapes_after_stop(perdure_server, iid)
     T = MessageType
     assert shapes[:3] == [("invoke",), ("commands", [T.SET_STATE_COMMAND, T.SET_STATE_COMMAND], False),
                           ("failed",)], shapes
@@ -90,16 +94,11 @@ def test_commands_before_a_bad_frame_are_journaled_ahead_of_the_failure(perdure_
 
 
 def test_a_step_and_its_result_in_one_read_are_one_record(perdure_server, start_service):
-    svc = start_service(SERVICE, http2=False)
-    perdure_server.register(svc.url, use_http_11=True)
     # The second attempt answers "ok" only if the first one's step and its result were
     # journaled, in that order, with the step's value.
-    r = post(perdure_server, "/Burst/k3/step")
-    assert r.status == 200 and r.json() == "ok", r.text
-    iid = r.headers["x-restate-id"]
-    perdure_server.stop()
+    iid = _call(perdure_server, start_service, "/Burst/k3/step")
 
-    shapes = [_shape(x) for x in _records_of(perdure_server.data_dir, iid)]
+    shapes = _shapes_after_stop(perdure_server, iid)
     T = MessageType
     assert shapes[:3] == [("invoke",), ("commands", [T.RUN_COMMAND], False, "then_run"), ("suspended",)], shapes
     assert shapes[-1] == ("commands", [T.OUTPUT_COMMAND], True), shapes

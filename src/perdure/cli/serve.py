@@ -14,10 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["GC_THRESHOLDS", "build_parser", "main"]
+from perdure._collector import GC_THRESHOLDS
 
-#: The server's collector thresholds: CPython's defaults (700, 10, 10) but for the last.
-GC_THRESHOLDS = (700, 10, 1000)
+__all__ = ["build_parser", "main"]
 
 
 def _protocol_version(text: str) -> int:
@@ -126,13 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     # (garbage collection was ~5% of the server's CPU under load; this takes about a third).
     gc.collect()
     gc.freeze()
-    # Full collections 100x rarer than CPython's default (after 1,000 second-generation
-    # collections, not 10). Under load most tracked objects are the state of invocations in
-    # flight, which refcounting frees; a full collection walked all of them: 125 ms each, six
-    # in six seconds, ~60% of the collector's time and ~15% of the server's CPU with 128
-    # concurrent fan-outs of 20. The young generations are collected as before, so cycles
-    # that die young still go at once; older cyclic garbage waits for a full collection
-    # (about every 7 million container allocations).
+    # Full collections 100x rarer (perdure._collector): they were ~15% of the server's CPU
+    # with 128 concurrent fan-outs of 20.
     gc.set_threshold(*GC_THRESHOLDS)
     try:
         runner(run_node(config))

@@ -122,6 +122,9 @@ def _check_range(value: object, bits: int, name: str) -> None:
         raise InvalidId(f"{name} must be an integer in [0, 2**{bits}), got {value!r}")
 
 
+_LOW_80 = (1 << 80) - 1
+
+
 def new_ulid(timestamp_ms: int | None = None, randomness: int | None = None) -> int:
     """A ULID as a u128: 48-bit Unix time in milliseconds, then 80 random bits."""
     if timestamp_ms is None:
@@ -148,9 +151,6 @@ def partition_key_for_key(key: str) -> int:
 # Keys recur (a virtual object's, a workflow's) and xxh3 here is pure Python: short ones are
 # remembered; long ones are not, so the cache stays small whatever the keys.
 _REMEMBERED_KEY_LENGTH = 256
-
-
-_LOW_80 = (1 << 80) - 1
 
 
 @functools.lru_cache(maxsize=4096)
@@ -227,13 +227,11 @@ class InvocationId:
         cls, partition_key: int | None = None, *, timestamp_ms: int | None = None
     ) -> InvocationId:
         """A fresh id: a ULID uuid, on the given partition or on a random one."""
-        if timestamp_ms is not None:
-            return cls(secrets.randbits(64) if partition_key is None else partition_key, new_ulid(timestamp_ms))
         # The ingress makes one per request: one read of the OS's randomness for both parts.
         noise = int.from_bytes(os.urandom(18), "big")
         if partition_key is None:
             partition_key = noise >> 80
-        return cls(partition_key, ((time.time_ns() // 1_000_000) << 80) | (noise & _LOW_80))
+        return cls(partition_key, new_ulid(timestamp_ms, noise & _LOW_80))
 
     @classmethod
     def for_workflow(cls, service: str, key: str, *, scope: str | None = None) -> InvocationId:

@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
+from perdure._collector import GC_THRESHOLDS
 from perdure.server.invoker.h2_core import (
     DATA,
     DEFAULT_WINDOW,
@@ -1006,10 +1007,6 @@ def _load(spec: str) -> Any:
     return target
 
 
-#: Collector thresholds set by `main`: CPython's defaults (700, 10, 10) but for the last.
-GC_THRESHOLDS = (700, 10, 1000)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m perdure.sdk.server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1028,11 +1025,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, os.getcwd())
     app = _load(args.app)
-    # This process is ours: full collections 100x rarer than CPython's default, as in the
-    # perdure server. Under load most tracked objects are invocations in flight, freed by
-    # refcounting, and each full collection walked them all (128 concurrent fan-outs of 20:
-    # 0.56 ms per invocation, 11% of this server's CPU). `serve()` leaves the collector to
-    # the program that calls it.
+    # This process is ours: full collections 100x rarer, as in the perdure server
+    # (perdure._collector; 128 concurrent fan-outs of 20: 0.56 ms per invocation, 11% of this
+    # server's CPU). `serve()` leaves the collector to the program that calls it.
     gc.set_threshold(*GC_THRESHOLDS)
     sock = socket.socket(fileno=args.fd) if args.fd is not None else None
     coro = serve_async(app, host=args.host, port=args.port, sock=sock,

@@ -344,12 +344,12 @@ class Invoker:
                 a.stream = stream
                 if a.outbox:  # sent while the stream was opening
                     self._schedule_flush(a)
-                watchdog = self._arm_inactivity(a, stream, row, deployment)
+                watchdog = self._arm_inactivity(a, stream, row)
             else:
                 a.request_open = False
                 # The request is closed here, so only the abort timeout is left to run: a
                 # deployment that never answers must not hold the attempt forever.
-                watchdog = self._arm_inactivity(a, stream, row, deployment, request_closed=True)
+                watchdog = self._arm_inactivity(a, stream, row, request_closed=True)
                 await stream.end()
             head = await stream.response_head()
             server_header = head.get("x-restate-server")
@@ -634,7 +634,7 @@ class Invoker:
             await a.wakeup.wait()
         # The attempt ended or the inactivity timer closed our side.
 
-    def _arm_inactivity(self, a: Attempt, stream: InvocationStream, row, dep: Deployment, *,
+    def _arm_inactivity(self, a: Attempt, stream: InvocationStream, row, *,
                         request_closed: bool = False) -> _Watchdog:
         svc = self.schema.service(row.service)
         handler = svc.handlers.get(row.handler) if svc else None
